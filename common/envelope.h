@@ -1,0 +1,97 @@
+/* envelope.h - encode, decode and validate the mqim MessagePack envelope.
+ *
+ * The envelope is the payload of every message on im/u/..., im/g/... and
+ * im/p/... (docs/protocol.md, Envelope): exactly one MessagePack map with
+ * string keys, required keys v, id, t, fr, to, ts, optional bts, ct, body,
+ * ref, and any unknown keys, which are kept.  Built on msgpack-c.
+ *
+ * Hostile input: before msgpack-c sees a buffer, a bounded structural pass
+ * checks that every declared map/array count and str/bin/ext length fits in
+ * the bytes that remain and that nesting stays within MQIM_ENV_MAX_DEPTH, so
+ * a few bytes declaring 2^32 elements are refused without allocating them.
+ *
+ * Thread rules: no global state; every function is safe from any thread.
+ */
+#ifndef MQIM_ENVELOPE_H
+#define MQIM_ENVELOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MQIM_ENV_VERSION      1
+#define MQIM_ENV_ID_LEN       16
+#define MQIM_ENV_MAX_DEFAULT  65536
+#define MQIM_ENV_MAX_DEPTH    32
+/* mqim_env_stamp() never needs more than len + this many bytes. */
+#define MQIM_ENV_STAMP_EXTRA  16
+
+/* A string inside a decoded buffer: borrowed, NOT NUL-terminated. */
+struct mqim_str {
+	const char *ptr;
+	size_t len;
+};
+
+/* A decoded envelope.  Every pointer points into the buffer that was
+ * decoded (borrowed): the view is valid only while that buffer lives.  For
+ * encoding, the caller fills the fields with its own memory. */
+struct mqim_env {
+	uint64_t v;                      /* protocol version, MQIM_ENV_VERSION */
+	uint8_t id[MQIM_ENV_ID_LEN];     /* message id (copied) */
+	struct mqim_str t;               /* kind: msg, rcpt, read, ... */
+	struct mqim_str fr;              /* sender user id */
+	struct mqim_str to;              /* recipient user or group id */
+	uint64_t ts;                     /* sender clock, ms since the epoch */
+	uint64_t bts;                    /* broker clock, valid if has_bts */
+	bool has_bts;
+	struct mqim_str ct;              /* content type, ptr NULL if absent */
+	const uint8_t *body;             /* body bytes, valid if has_body */
+	size_t body_len;
+	bool has_body;
+	bool body_is_str;                /* body was (or is to be) a str, not a bin */
+	uint8_t ref[MQIM_ENV_ID_LEN];    /* acknowledged id, valid if has_ref */
+	bool has_ref;
+};
+
+/* Why a buffer was refused.  key names the offending key (a static string,
+ * or NULL when the fault is not about one key); reason is a static sentence
+ * fit for a log line.  Neither contains payload bytes. */
+struct mqim_env_error {
+	int code;           /* MQIM_OK, MQIM_ETOOBIG, MQIM_EPROTO or MQIM_EBADNAME */
+	const char *key;
+	const char *reason;
+};
+
+/* Decode and validate len bytes at buf, refusing more than max_len bytes
+ * (0 means MQIM_ENV_MAX_DEFAULT).  On success fills *env (pointers into buf)
+ * and returns MQIM_OK.  On failure returns the error code, fills *err if it
+ * is not NULL, and leaves *env unspecified.  Checks: exactly one map and no
+ * trailing bytes; string keys; no duplicate keys; v == 1; id a 16-byte bin;
+ * t a non-empty str; fr and to valid names (names.h); ts a uint; ct a str;
+ * body a bin or str; ref a 16-byte bin, required when t is rcpt or read;
+ * bts, if present, a uint (has_bts false otherwise: a sender's bts of another
+ * type is not an error, the broker replaces it). */
+int mqim_env_decode(const void *buf, size_t len, size_t max_len,
+		    struct mqim_env *env, struct mqim_env_error *err);
+
+/* Encode env as a MessagePack map: v, id, t, fr, to, ts, then bts, ct, body
+ * and ref when set.  On success *out is a malloc'd buffer the caller must
+ * free() and *out_len its size; on error nothing is allocated. */
+int mqim_env_encode(const struct mqim_env *env, void **out, size_t *out_len);
+
+/* Copy the already validated envelope at buf into out, with bts set to the
+ * given value: any bts the sender put in is dropped, every other key and its
+ * value is kept (re-encoded by msgpack-c, so the same input and bts always
+ * give the same bytes).  out must hold cap >= len + MQIM_ENV_STAMP_EXTRA
+ * bytes; no reference to buf is kept.  Returns MQIM_OK and the size in
+ * *out_len, or MQIM_EPROTO / MQIM_EINVAL with out unspecified. */
+int mqim_env_stamp(const void *buf, size_t len, uint64_t bts,
+		   void *out, size_t cap, size_t *out_len);
+
+/* True when s (a decoded str) equals the NUL-terminated c. */
+bool mqim_str_eq(struct mqim_str s, const char *c);
+
+/* Format "reason" or "reason (key 'k')" into dst; returns dst. */
+const char *mqim_env_error_text(const struct mqim_env_error *err, char *dst, size_t dstlen);
+
+#endif

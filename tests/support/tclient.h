@@ -1,0 +1,75 @@
+/* tclient.h - a synchronous MQTT 5 test client on paho MQTTAsync.
+ *
+ * Every call blocks until the broker answered (or timeout_ms passed) and
+ * returns the MQTT 5 reason code the broker sent, so a test can assert on
+ * 0x87 Not authorized and friends.  Received messages are queued and taken
+ * with tclient_recv().  Not thread-safe: one test thread per client.
+ */
+#ifndef MQIM_TCLIENT_H
+#define MQIM_TCLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "envelope.h"
+
+#define TCLIENT_TIMEOUT (-1)    /* no answer within the timeout */
+#define TCLIENT_LOST    (-2)    /* connection lost before an answer */
+
+struct tclient;
+
+struct tclient_will {
+	const char *topic;
+	const void *payload;
+	size_t len;
+	int qos;
+	bool retain;
+};
+
+struct tmsg {
+	char *topic;
+	void *payload;
+	size_t len;
+	int qos;
+	bool retain;
+};
+
+/* A client for the broker on 127.0.0.1:port with this client id (NULL: an
+ * empty client id).  Free with tclient_free(). */
+struct tclient *tclient_new(int port, const char *client_id);
+void tclient_free(struct tclient *c);
+
+/* Connect with MQTT 5.  user/pass may be NULL.  Returns the CONNACK reason
+ * code (0 success), TCLIENT_TIMEOUT or TCLIENT_LOST. */
+int tclient_connect(struct tclient *c, const char *user, const char *pass);
+int tclient_connect_ex(struct tclient *c, const char *user, const char *pass,
+		       bool clean_start, unsigned session_expiry,
+		       const struct tclient_will *will);
+int tclient_disconnect(struct tclient *c);
+bool tclient_is_connected(struct tclient *c);
+
+/* Subscribe to one filter.  Returns the SUBACK code: the granted QoS (0..2)
+ * or a reason code >= 0x80, or TCLIENT_TIMEOUT / TCLIENT_LOST. */
+int tclient_subscribe(struct tclient *c, const char *filter, int qos);
+
+/* Publish and wait for the PUBACK / PUBREC (QoS 0: until sent).  Returns the
+ * reason code (0 success, 0x10 no matching subscribers counts as success and
+ * is returned as 0), or TCLIENT_TIMEOUT / TCLIENT_LOST. */
+int tclient_publish(struct tclient *c, const char *topic, const void *payload,
+		    size_t len, int qos, bool retain);
+
+/* Wait up to timeout_ms for the next received message.  Returns 1 and fills
+ * *m (free with tmsg_free()) or 0 on timeout. */
+int tclient_recv(struct tclient *c, struct tmsg *m, int timeout_ms);
+void tmsg_free(struct tmsg *m);
+
+/* Messages received and not yet taken. */
+int tclient_pending(struct tclient *c);
+
+/* Build an envelope with a random id into a malloc'd buffer (free()).
+ * t, fr, to, body as given (body may be NULL).  Returns its length, or 0. */
+size_t tenv_build(void **out, const char *t, const char *fr, const char *to,
+		  const char *body, uint8_t id_out[MQIM_ENV_ID_LEN]);
+
+#endif
