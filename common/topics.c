@@ -39,6 +39,8 @@ enum mqim_topic_kind mqim_topic_classify(const char *topic, struct mqim_topic *o
 			t.kind = MQIM_TOPIC_CONTROL;
 		else if (!strcmp(topic, MQIM_CONTROL_RESP_TOPIC))
 			t.kind = MQIM_TOPIC_CONTROL_RESP;
+		else if (!strcmp(topic, MQIM_PUSH_TOPIC))
+			t.kind = MQIM_TOPIC_PUSH;
 		else if (!strcmp(topic, "$SYS") || has_prefix(topic, "$SYS/", 5))
 			t.kind = MQIM_TOPIC_SYS;
 	}
@@ -90,6 +92,7 @@ const char *mqim_topic_kind_name(enum mqim_topic_kind kind)
 		[MQIM_TOPIC_PRESENCE] = "presence",
 		[MQIM_TOPIC_CONTROL] = "control",
 		[MQIM_TOPIC_CONTROL_RESP] = "control response",
+		[MQIM_TOPIC_PUSH] = "push notices",
 		[MQIM_TOPIC_SYS] = "$SYS",
 	};
 	if ((unsigned)kind < sizeof(names) / sizeof(names[0]))

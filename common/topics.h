@@ -14,6 +14,7 @@
 
 #define MQIM_CONTROL_TOPIC      "$CONTROL/mqim/v1"
 #define MQIM_CONTROL_RESP_TOPIC "$CONTROL/mqim/v1/response"
+#define MQIM_PUSH_TOPIC         "$CONTROL/mqim/v1/push"
 #define MQIM_INBOX_PREFIX       "im/u/"
 #define MQIM_GROUP_PREFIX       "im/g/"
 #define MQIM_PRESENCE_PREFIX    "im/p/"
@@ -25,6 +26,7 @@ enum mqim_topic_kind {
 	MQIM_TOPIC_PRESENCE,     /* im/p/{user} */
 	MQIM_TOPIC_CONTROL,      /* $CONTROL/mqim/v1 */
 	MQIM_TOPIC_CONTROL_RESP, /* $CONTROL/mqim/v1/response */
+	MQIM_TOPIC_PUSH,         /* $CONTROL/mqim/v1/push: push notices (docs/protocol.md) */
 	MQIM_TOPIC_SYS,          /* $SYS, $SYS/..., wildcards allowed (admins) */
 };
 

@@ -1,0 +1,174 @@
+/* dedup.c - the de-duplication window; see dedup.h for the contract.
+ *
+ * Layout: `ring` holds the entries in arrival order (head = oldest), so both
+ * expiry and eviction take from the head.  `index` is a linear-probing table
+ * of ring positions + 1 (0 = empty) with at least twice as many slots as the
+ * ring, so probes stay short; deletions use backward shifting, so no
+ * tombstones ever accumulate.
+ */
+#include <string.h>
+
+#include "alloc.h"
+#include "dedup.h"
+
+struct entry {
+	uint8_t id[16];
+	uint64_t bts;
+	uint32_t sender;
+	uint32_t hash;          /* index hash, kept to avoid recomputing it */
+};
+
+struct mqim_dedup {
+	struct entry *ring;
+	uint32_t cap, head, count;
+	uint32_t *index;
+	uint32_t mask;          /* index slots - 1 */
+	uint64_t window_ms;
+	uint64_t seed[2];
+};
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint32_t key_hash(const struct mqim_dedup *d, uint32_t sender, const uint8_t id[16])
+{
+	uint64_t lo, hi;
+	memcpy(&lo, id, 8);
+	memcpy(&hi, id + 8, 8);
+	uint64_t h = mix64(lo ^ d->seed[0]);
+	h = mix64(h ^ hi ^ d->seed[1]);
+	h = mix64(h ^ sender);
+	return (uint32_t)h;
+}
+
+struct mqim_dedup *mqim_dedup_new(uint32_t max_entries, uint64_t window_ms,
+				  const uint64_t seed[2])
+{
+	if (max_entries == 0 || max_entries > (1u << 30))
+		return NULL;
+	struct mqim_dedup *d = mqim__calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	uint32_t slots = 16;
+	while (slots < 2 * max_entries)
+		slots <<= 1;
+	d->ring = mqim__calloc(max_entries, sizeof(*d->ring));
+	d->index = mqim__calloc(slots, sizeof(*d->index));
+	if (!d->ring || !d->index) {
+		mqim_dedup_free(d);
+		return NULL;
+	}
+	d->cap = max_entries;
+	d->mask = slots - 1;
+	d->window_ms = window_ms;
+	d->seed[0] = seed[0];
+	d->seed[1] = seed[1];
+	return d;
+}
+
+void mqim_dedup_free(struct mqim_dedup *d)
+{
+	if (!d)
+		return;
+	mqim__free(d->ring);
+	mqim__free(d->index);
+	mqim__free(d);
+}
+
+/* True when k lies cyclically in (i, j]. */
+static bool between(uint32_t i, uint32_t k, uint32_t j)
+{
+	return i <= j ? (i < k && k <= j) : (i < k || k <= j);
+}
+
+/* Empty index slot pos and shift later members of its cluster back. */
+static void index_delete(struct mqim_dedup *d, uint32_t pos)
+{
+	uint32_t i = pos, j = pos;
+	for (;;) {
+		j = (j + 1) & d->mask;
+		uint32_t v = d->index[j];
+		if (v == 0)
+			break;
+		uint32_t k = d->ring[v - 1].hash & d->mask;
+		if (between(i, k, j))
+			continue;       /* j's entry may stay where it is */
+		d->index[i] = v;
+		i = j;
+	}
+	d->index[i] = 0;
+}
+
+static void evict_oldest(struct mqim_dedup *d)
+{
+	const struct entry *e = &d->ring[d->head];
+	uint32_t pos = e->hash & d->mask;
+	while (d->index[pos] != d->head + 1)
+		pos = (pos + 1) & d->mask;
+	index_delete(d, pos);
+	d->head = d->head + 1 == d->cap ? 0 : d->head + 1;
+	d->count--;
+}
+
+void mqim_dedup_expire(struct mqim_dedup *d, uint64_t now_ms, uint32_t max_work)
+{
+	while (d->count && max_work--) {
+		uint64_t bts = d->ring[d->head].bts;
+		if (now_ms < bts || now_ms - bts <= d->window_ms)
+			break;
+		evict_oldest(d);
+	}
+}
+
+bool mqim_dedup_seen(struct mqim_dedup *d, uint32_t sender, const uint8_t id[16],
+		     uint64_t now_ms, uint64_t *bts)
+{
+	mqim_dedup_expire(d, now_ms, 8);
+
+	uint32_t h = key_hash(d, sender, id);
+	uint32_t pos = h & d->mask;
+	for (uint32_t v; (v = d->index[pos]) != 0; pos = (pos + 1) & d->mask) {
+		const struct entry *e = &d->ring[v - 1];
+		if (e->hash == h && e->sender == sender && !memcmp(e->id, id, 16)) {
+			*bts = e->bts;
+			return true;
+		}
+	}
+
+	if (d->count == d->cap) {
+		evict_oldest(d);
+		/* the eviction may have shifted our cluster: find a free slot again */
+		pos = h & d->mask;
+		while (d->index[pos])
+			pos = (pos + 1) & d->mask;
+	}
+	uint32_t slot = d->head + d->count;
+	if (slot >= d->cap)
+		slot -= d->cap;
+	struct entry *e = &d->ring[slot];
+	memcpy(e->id, id, 16);
+	e->bts = *bts;
+	e->sender = sender;
+	e->hash = h;
+	d->index[pos] = slot + 1;
+	d->count++;
+	return false;
+}
+
+size_t mqim_dedup_count(const struct mqim_dedup *d)
+{
+	return d->count;
+}
+
+size_t mqim_dedup_bytes(const struct mqim_dedup *d)
+{
+	return sizeof(*d) + (size_t)d->cap * sizeof(*d->ring) +
+	       ((size_t)d->mask + 1) * sizeof(*d->index);
+}

@@ -1,0 +1,200 @@
+/* message.c - accepted publishes: MOSQ_EVT_MESSAGE.
+ *
+ * Runs after the write check (acl.c) accepted a publish to im/u, im/g or
+ * im/p.  It de-duplicates by (sender, id), stamps the broker time `bts` into
+ * the envelope, and emits a push notification for recipients with no session.
+ *
+ * Return contract (Mosquitto 2.0, src/handle_publish.c):
+ *   MOSQ_ERR_SUCCESS     the (possibly replaced) payload is delivered
+ *   MOSQ_ERR_ACL_DENIED  refused: PUBACK / PUBREC reason 0x87
+ *   anything else        disconnects the publisher: never returned here
+ *
+ * Duplicates.  A duplicate must be acknowledged as a success yet reach
+ * nobody.  Rewriting the topic would do it, but whether the broker frees a
+ * replaced topic differs between 2.0.11 and 2.0.15, so instead the duplicate
+ * gets a fresh payload buffer whose address is remembered ("poisoned"); the
+ * read check refuses every delivery of a poisoned buffer.  Only the payload
+ * is ever replaced, which every 2.0.x frees the same way.
+ *
+ * QoS 2.  A retransmitted QoS 2 PUBLISH (same packet id, after a reconnect)
+ * fires this event again; the broker then compares the new payload with the
+ * one it stored and, when equal, treats it as the same message.  A duplicate
+ * is therefore stamped with the bts of its first acceptance, so its bytes
+ * are identical: a true retransmission is recognised by the broker (and
+ * delivered once, at PUBREL), while a resend under a new packet id is stored
+ * as a new message whose poisoned payload reaches nobody.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+
+#include "envelope.h"
+#include "plugin.h"
+#include "topics.h"
+
+#define POISON_MAX 65536u
+
+uint64_t mqim__now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void poison_forget(struct mqim_ctx *ctx, const void *payload)
+{
+	struct mqim_poison *p;
+	HASH_FIND_PTR(ctx->poison, &payload, p);
+	if (p) {
+		HASH_DEL(ctx->poison, p);
+		mqim__free(p);
+		ctx->poison_count--;
+	}
+}
+
+/* Bounded: past POISON_MAX the oldest entries go (their buffers were long
+ * delivered or freed; a QoS 2 duplicate still waiting for its PUBREL that
+ * long would reach its recipients, whose clients drop it by id). */
+static void poison_add(struct mqim_ctx *ctx, const void *payload)
+{
+	while (ctx->poison_count >= POISON_MAX) {
+		struct mqim_poison *old = ctx->poison;
+		HASH_DEL(ctx->poison, old);
+		mqim__free(old);
+		ctx->poison_count--;
+	}
+	struct mqim_poison *p = mqim__calloc(1, sizeof(*p));
+	if (!p)
+		return;
+	p->payload = payload;
+	HASH_ADD_PTR(ctx->poison, payload, p);
+	ctx->poison_count++;
+}
+
+void mqim__poison_free(struct mqim_ctx *ctx)
+{
+	struct mqim_poison *p, *tmp;
+	HASH_ITER(hh, ctx->poison, p, tmp) {
+		HASH_DEL(ctx->poison, p);
+		mqim__free(p);
+	}
+	ctx->poison_count = 0;
+}
+
+/* The id of the envelope, from the write check that just ran when it can. */
+static int envelope_id(struct mqim_ctx *ctx, const struct mosquitto_evt_message *ed,
+		       uint8_t id[16])
+{
+	struct mqim_last_write *lw = &ctx->last_write;
+	if (lw->payload == ed->payload && lw->len == ed->payloadlen && lw->client == ed->client) {
+		memcpy(id, lw->id, 16);
+		lw->payload = NULL;
+		return MQIM_OK;
+	}
+	struct mqim_env env;
+	int rc = mqim_env_decode(ed->payload, ed->payloadlen, ctx->opts.max_payload, &env, NULL);
+	if (rc == MQIM_OK)
+		memcpy(id, env.id, 16);
+	return rc;
+}
+
+static void hex16(const uint8_t id[16], char out[33])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < 16; i++) {
+		out[2 * i] = digits[id[i] >> 4];
+		out[2 * i + 1] = digits[id[i] & 15];
+	}
+	out[32] = '\0';
+}
+
+/* Push: one small JSON notice per message whose recipients have no session,
+ * for a push gateway (an admin account) subscribed to MQIM_PUSH_TOPIC.  No
+ * body: the gateway learns who wrote to whom, not what. */
+static void push_notify(struct mqim_ctx *ctx, const struct mqim_topic *t, const char *from,
+			const uint8_t id[16], uint64_t bts)
+{
+	char buf[1024], hex[33];
+	int n;
+
+	hex16(id, hex);
+	if (t->kind == MQIM_TOPIC_INBOX) {
+		struct mqim_user *to = mqim__user_find_n(ctx, t->name, t->name_len);
+		if (!to || to->online)
+			return;
+		n = snprintf(buf, sizeof(buf), "{\"to\":\"%s\",\"from\":\"%s\",\"id\":\"%s\",\"bts\":%" PRIu64 "}",
+			     to->name, from, hex, bts);
+	} else {
+		struct mqim_group *g = mqim__group_find_n(ctx, t->name, t->name_len);
+		struct mqim_member *m, *tmp;
+		if (!g)
+			return;
+		n = snprintf(buf, sizeof(buf), "{\"group\":\"%s\",\"from\":\"%s\",\"id\":\"%s\",\"bts\":%" PRIu64 ",\"to\":[",
+			     g->name, from, hex, bts);
+		size_t before = (size_t)n;
+		HASH_ITER(gh, g->members, m, tmp) {
+			if (m->user->online || !strcmp(m->user->name, from))
+				continue;
+			if ((size_t)n + MQIM_NAME_MAX + 8 >= sizeof(buf))
+				break; /* a notice, not a roster: a long tail is cut */
+			n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%s\"%s\"",
+				      (size_t)n > before ? "," : "", m->user->name);
+		}
+		if ((size_t)n == before)
+			return; /* everyone is online */
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "]}");
+	}
+	if (n > 0 && (size_t)n < sizeof(buf))
+		mosquitto_broker_publish_copy(NULL, MQIM_PUSH_TOPIC, n, buf, 0, false, NULL);
+}
+
+int mqim__on_message(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_message *ed = event_data;
+	struct mqim_ctx *ctx = userdata;
+	struct mqim_topic t;
+	uint8_t id[16];
+
+	mqim_topic_classify(ed->topic, &t);
+	if (t.kind != MQIM_TOPIC_INBOX && t.kind != MQIM_TOPIC_GROUP &&
+	    t.kind != MQIM_TOPIC_PRESENCE)
+		return MOSQ_ERR_SUCCESS; /* the write check let nothing else through */
+
+	struct mqim_user *u = mqim__user_find(ctx, mosquitto_client_username(ed->client));
+	if (!u || envelope_id(ctx, ed, id) != MQIM_OK) {
+		mqim__deny(ed->client, "publish", ed->topic, "envelope no longer valid");
+		return MOSQ_ERR_ACL_DENIED;
+	}
+
+	uint64_t bts = mqim__now_ms();
+	bool dup = t.kind != MQIM_TOPIC_PRESENCE &&
+		   mqim_dedup_seen(ctx->dedup, u->idx, id, bts, &bts);
+
+	size_t cap = (size_t)ed->payloadlen + MQIM_ENV_STAMP_EXTRA;
+	uint8_t *out = mqim__malloc(cap + 1);
+	size_t len;
+	if (!out)
+		return MOSQ_ERR_ACL_DENIED; /* out of memory: refuse, the sender retries */
+	if (mqim_env_stamp(ed->payload, ed->payloadlen, bts, out, cap, &len) != MQIM_OK) {
+		mqim__free(out);
+		mqim__deny(ed->client, "publish", ed->topic, "envelope could not be stamped");
+		return MOSQ_ERR_ACL_DENIED;
+	}
+	out[len] = 0; /* the broker keeps payloads NUL-terminated */
+
+	if (ctx->poison_count)
+		poison_forget(ctx, out); /* a fresh buffer at a recycled address */
+	if (dup) {
+		poison_add(ctx, out);
+		mosquitto_log_printf(MOSQ_LOG_DEBUG, "mqim: duplicate from user=%s acknowledged, not delivered",
+				     u->name);
+	} else if (ctx->opts.push && t.kind != MQIM_TOPIC_PRESENCE) {
+		push_notify(ctx, &t, u->name, id, bts);
+	}
+	ed->payload = out; /* the broker frees the old payload */
+	ed->payloadlen = (uint32_t)len;
+	return MOSQ_ERR_SUCCESS;
+}

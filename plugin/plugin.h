@@ -1,0 +1,190 @@
+/* plugin.h - the mqim broker plugin's one context and its internal API.
+ *
+ * All plugin state lives in one struct mqim_ctx, created by
+ * mosquitto_plugin_init() and handed to every callback as userdata; there is
+ * no other mutable global.  Mosquitto 2.0 runs every callback on its single
+ * event-loop thread, so nothing here locks, and nothing on a per-message path
+ * may block: no disk access, no password hashing, O(1) lookups only.
+ *
+ * One section per source file below.  Names: mqim__ for functions shared
+ * between plugin files, static for the rest.
+ */
+#ifndef MQIM_PLUGIN_H
+#define MQIM_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <stdio.h>
+
+#include "mqim.h"
+#include "alloc.h" /* before uthash.h: routes its allocations */
+#include <uthash.h>
+
+#include "dedup.h"
+#include "names.h"
+#include "passwd.h"
+#include "store.h"
+
+struct mosquitto;
+struct mosquitto_plugin_id_t;
+
+/* ---- options (plugin.c) ------------------------------------------------ */
+
+struct mqim_opts {
+	char *db_path;              /* plugin_opt_db_path (required) */
+	uint32_t dedup_window_s;    /* plugin_opt_dedup_window, default 600 */
+	uint32_t dedup_max;         /* plugin_opt_dedup_max, default 1,000,000 */
+	uint32_t max_payload;       /* plugin_opt_max_payload, default 65536 */
+	uint32_t auth_cache_ttl_s;  /* plugin_opt_auth_cache_ttl, default 3600 */
+	uint32_t hash_budget_ms;    /* plugin_opt_auth_hash_budget_ms per second, default 300 */
+	bool push;                  /* plugin_opt_push, default true */
+	struct mqim_passwd_params pw; /* plugin_opt_argon2_memory / _passes / _lanes */
+};
+
+/* ---- users and groups (users.c) ---------------------------------------- */
+
+struct mqim_group;
+
+/* One membership, kept in both the user's and the group's table. */
+struct mqim_member {
+	UT_hash_handle hh;          /* in user->groups (key: group name) */
+	UT_hash_handle gh;          /* in group->members (key: user name) */
+	struct mqim_user *user;
+	struct mqim_group *group;
+};
+
+struct mqim_user {
+	UT_hash_handle hh;          /* ctx->users, key: name */
+	char name[MQIM_NAME_MAX + 1];
+	char *hash;                 /* encoded password hash, owned */
+	uint32_t idx;               /* stable while the broker runs; dedup key */
+	bool admin;
+	bool disabled;
+	uint32_t online;            /* sessions logged in now */
+	uint8_t verified_mac[32];   /* HMAC of the last verified password */
+	time_t verified_until;      /* 0: nothing remembered */
+	struct mqim_member *groups; /* by group name (hh) */
+};
+
+struct mqim_group {
+	UT_hash_handle hh;          /* ctx->groups, key: name */
+	char name[MQIM_NAME_MAX + 1];
+	struct mqim_member *members; /* by user name (gh) */
+};
+
+struct mqim_ctx;
+
+struct mqim_user *mqim__user_find(struct mqim_ctx *ctx, const char *name);
+struct mqim_user *mqim__user_find_n(struct mqim_ctx *ctx, const char *name, size_t len);
+struct mqim_group *mqim__group_find_n(struct mqim_ctx *ctx, const char *name, size_t len);
+bool mqim__is_member(const struct mqim_user *u, const char *gid, size_t len);
+
+int mqim__user_put(struct mqim_ctx *ctx, const char *name, const char *hash, bool admin,
+		   bool disabled);
+void mqim__user_remove(struct mqim_ctx *ctx, const char *name);
+int mqim__group_put(struct mqim_ctx *ctx, const char *gid);
+void mqim__group_remove(struct mqim_ctx *ctx, const char *gid);
+int mqim__member_put(struct mqim_ctx *ctx, const char *gid, const char *user);
+void mqim__member_remove(struct mqim_ctx *ctx, const char *gid, const char *user);
+
+/* Load users and groups from the store, replacing the tables in memory while
+ * keeping what belongs to the running broker (dedup index, online counts,
+ * remembered verifications for unchanged hashes).  On error nothing is
+ * changed.  Logs "mqim: loaded|reloaded N users and M groups from PATH". */
+int mqim__users_load(struct mqim_ctx *ctx, bool reload);
+void mqim__users_free(struct mqim_ctx *ctx);
+
+/* ---- sessions (sessions.c) --------------------------------------------- */
+
+struct mqim_session {
+	UT_hash_handle hh;          /* ctx->sessions, key: client pointer */
+	const struct mosquitto *client;
+	char user[MQIM_NAME_MAX + 1];
+};
+
+void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, const char *user);
+void mqim__session_remove(struct mqim_ctx *ctx, const struct mosquitto *client);
+void mqim__sessions_free(struct mqim_ctx *ctx);
+
+/* Queue a user's connections to be closed at the next tick. */
+void mqim__kick_later(struct mqim_ctx *ctx, const char *user);
+void mqim__kicks_run(struct mqim_ctx *ctx);
+
+/* ---- logging (log.c) ---------------------------------------------------- */
+
+/* Log a refusal once: "mqim: denied WHAT client=ID user=USER: REASON".
+ * Client-supplied strings are sanitised; no password or payload is logged. */
+void mqim__deny(const struct mosquitto *client, const char *what, const char *topic,
+		const char *reason);
+
+/* Copy s into dst (size n) replacing bytes outside printable ASCII by '?'. */
+const char *mqim__clean(const char *s, char *dst, size_t n);
+
+/* ---- the callbacks (auth.c, acl.c, message.c, control.c, tick.c) ------- */
+
+int mqim__on_basic_auth(int event, void *event_data, void *userdata);
+int mqim__on_acl_check(int event, void *event_data, void *userdata);
+int mqim__on_message(int event, void *event_data, void *userdata);
+int mqim__on_control(int event, void *event_data, void *userdata);
+int mqim__on_disconnect(int event, void *event_data, void *userdata);
+int mqim__on_reload(int event, void *event_data, void *userdata);
+int mqim__on_tick(int event, void *event_data, void *userdata);
+
+int mqim__auth_init(struct mqim_ctx *ctx);
+
+void mqim__poison_free(struct mqim_ctx *ctx);
+
+/* Wall clock in milliseconds since the epoch. */
+uint64_t mqim__now_ms(void);
+
+/* ---- the context -------------------------------------------------------- */
+
+struct mqim_kick {
+	struct mqim_kick *next;
+	char user[MQIM_NAME_MAX + 1];
+};
+
+/* Payload pointers of duplicates: never delivered (acl.c, message.c). */
+struct mqim_poison {
+	UT_hash_handle hh;
+	const void *payload;
+};
+
+/* The last publish that passed the write check, so the message event that
+ * follows it does not decode the envelope a second time. */
+struct mqim_last_write {
+	const void *payload;
+	uint32_t len;
+	const struct mosquitto *client;
+	uint8_t id[16];
+};
+
+struct mqim_ctx {
+	struct mosquitto_plugin_id_t *pid;
+	struct mqim_opts opts;
+	struct mqim_store *store;       /* open for the plugin's lifetime */
+
+	struct mqim_user *users;        /* by name */
+	struct mqim_group *groups;      /* by name */
+	uint32_t next_user_idx;
+
+	struct mqim_session *sessions;  /* by client pointer */
+	struct mqim_kick *kicks;        /* to run at the next tick */
+
+	struct mqim_dedup *dedup;
+	struct mqim_poison *poison;     /* in insertion order */
+	unsigned poison_count;
+	struct mqim_last_write last_write;
+	char why[160];                  /* text of the last envelope refusal */
+
+	/* auth.c */
+	uint8_t pepper[32];             /* random per run: keys the verification cache */
+	char dummy_hash[MQIM_HASH_MAX]; /* verified for unknown users: same timing */
+	uint64_t hash_window_start_ms;
+	uint64_t hash_spent_us;         /* hashing time spent in this window */
+};
+
+#endif
