@@ -106,10 +106,21 @@ static const char *check_envelope(struct mqim_ctx *ctx, const struct mosquitto *
 	return NULL;
 }
 
+/* Mosquitto sends a will after the disconnect event removed the session,
+ * so a write from a client without a session is its will. */
+static bool is_will(struct mqim_ctx *ctx, const struct mosquitto *client)
+{
+	struct mqim_session *s;
+	HASH_FIND_PTR(ctx->sessions, &client, s);
+	return s == NULL;
+}
+
 static const char *check_write(struct mqim_ctx *ctx, const struct mosquitto *client,
 			       struct mqim_user *u, const struct mqim_topic *t,
 			       const struct mosquitto_evt_acl_check *ed)
 {
+	if (t->kind != MQIM_TOPIC_PRESENCE && is_will(ctx, client))
+		return "a will may only go to the user's own presence topic";
 	switch (t->kind) {
 	case MQIM_TOPIC_INBOX:
 		break;
