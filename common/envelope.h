@@ -9,6 +9,13 @@
  * checks that every declared map/array count and str/bin/ext length fits in
  * the bytes that remain and that nesting stays within MQIM_ENV_MAX_DEPTH, so
  * a few bytes declaring 2^32 elements are refused without allocating them.
+ * Depth counts containers: the envelope map is at depth 1, so a value may
+ * sit inside at most 31 more maps or arrays (msgpack-c's own limit too).
+ *
+ * "uint" below means a non-negative integer in any MessagePack integer
+ * format (positive fixint, uint 8-64, or int 8-64 holding a value >= 0:
+ * msgpack-c reads them all as one type); negative integers and floats are
+ * not uints.
  *
  * Thread rules: no global state; every function is safe from any thread.
  */
@@ -57,7 +64,8 @@ struct mqim_env {
  * or NULL when the fault is not about one key); reason is a static sentence
  * fit for a log line.  Neither contains payload bytes. */
 struct mqim_env_error {
-	int code;           /* MQIM_OK, MQIM_ETOOBIG, MQIM_EPROTO or MQIM_EBADNAME */
+	int code;           /* MQIM_OK, MQIM_ETOOBIG, MQIM_EPROTO or MQIM_EBADNAME;
+			     * MQIM_EINVAL / MQIM_ENOMEM for a bad call / no memory */
 	const char *key;
 	const char *reason;
 };
@@ -70,13 +78,21 @@ struct mqim_env_error {
  * t a non-empty str; fr and to valid names (names.h); ts a uint; ct a str;
  * body a bin or str; ref a 16-byte bin, required when t is rcpt or read;
  * bts, if present, a uint (has_bts false otherwise: a sender's bts of another
- * type is not an error, the broker replaces it). */
+ * type is not an error, the broker replaces it).  Unknown keys may hold any
+ * value.  fr and to that are strings but not valid names give MQIM_EBADNAME;
+ * every other refusal of the bytes gives MQIM_EPROTO.  env NULL, or buf NULL
+ * with len > 0, gives MQIM_EINVAL.  On success *err (if given) has code
+ * MQIM_OK and reason NULL.  Allocates only while it runs; keeps nothing. */
 int mqim_env_decode(const void *buf, size_t len, size_t max_len,
 		    struct mqim_env *env, struct mqim_env_error *err);
 
 /* Encode env as a MessagePack map: v, id, t, fr, to, ts, then bts, ct, body
- * and ref when set.  On success *out is a malloc'd buffer the caller must
- * free() and *out_len its size; on error nothing is allocated. */
+ * and ref when set (ct is set when ct.ptr is not NULL).  On success *out is
+ * a malloc'd buffer the caller must free() and *out_len its size; on error
+ * nothing is allocated.  This packs what it is given and does not apply the
+ * contract's rules (v, names, ref for receipts): mqim_env_decode() is the
+ * validator.  Returns MQIM_EINVAL for NULL arguments, a NULL ptr with a
+ * non-zero len, or a length over 4 GiB; MQIM_ENOMEM. */
 int mqim_env_encode(const struct mqim_env *env, void **out, size_t *out_len);
 
 /* Copy the already validated envelope at buf into out, with bts set to the
@@ -84,14 +100,21 @@ int mqim_env_encode(const struct mqim_env *env, void **out, size_t *out_len);
  * value is kept (re-encoded by msgpack-c, so the same input and bts always
  * give the same bytes).  out must hold cap >= len + MQIM_ENV_STAMP_EXTRA
  * bytes; no reference to buf is kept.  Returns MQIM_OK and the size in
- * *out_len, or MQIM_EPROTO / MQIM_EINVAL with out unspecified. */
+ * *out_len, or MQIM_EPROTO / MQIM_EINVAL / MQIM_ENOMEM with out unspecified.
+ * buf goes through the same structural pre-check as mqim_env_decode(), so a
+ * misused call on raw bytes cannot overflow anything; the key rules are not
+ * applied again (non-string keys, for instance, are copied).  A cap below
+ * len + MQIM_ENV_STAMP_EXTRA is MQIM_EINVAL, whatever the content. */
 int mqim_env_stamp(const void *buf, size_t len, uint64_t bts,
 		   void *out, size_t cap, size_t *out_len);
 
-/* True when s (a decoded str) equals the NUL-terminated c. */
+/* True when s (a decoded str) equals the NUL-terminated c.  An absent str
+ * (ptr NULL) equals nothing, not even "". */
 bool mqim_str_eq(struct mqim_str s, const char *c);
 
-/* Format "reason" or "reason (key 'k')" into dst; returns dst. */
+/* Format "reason" or "reason (key 'k')" into dst (truncated to dstlen,
+ * always NUL-terminated when dstlen > 0); returns dst.  A NULL reason is
+ * replaced by mqim_strerror(code); a NULL err gives "". */
 const char *mqim_env_error_text(const struct mqim_env_error *err, char *dst, size_t dstlen);
 
 #endif
