@@ -34,7 +34,7 @@ bool mqim_name_valid(const char *s)
 
 bool mqim_clientid_allowed(const char *client_id, const char *user)
 {
-	if (!client_id || !user)
+	if (!client_id || !mqim_name_valid(user))
 		return false;
 	size_t ulen = strlen(user);
 	if (strncmp(client_id, user, ulen) != 0)

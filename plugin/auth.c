@@ -119,12 +119,45 @@ static int check_password(struct mqim_ctx *ctx, struct mqim_user *u, const char 
 	return MOSQ_ERR_SUCCESS;
 }
 
+/* A token as the password (jwt.c): the user must exist and be enabled,
+ * unless plugin_opt_jwt_auto_create creates it (once: a store write). */
+static int check_token(struct mqim_ctx *ctx, const char *user, const char *token, time_t now,
+		       time_t *exp, const char **reason)
+{
+	if (mqim__jwt_verify(ctx, user, token, now, exp, reason) != MQIM_OK)
+		return MOSQ_ERR_AUTH;
+	struct mqim_user *u = mqim__user_find(ctx, user);
+	if (!u && ctx->opts.jwt_auto_create) {
+		/* "!" is no hash format: such a user can log in with tokens only */
+		int rc = mqim_store_user_add(ctx->store, user, "!token-only", false);
+		if (rc == MQIM_OK || rc == MQIM_EEXISTS)
+			rc = mqim__user_put(ctx, user, "!token-only", false, false);
+		if (rc != MQIM_OK) {
+			*reason = "could not create the user named by the token";
+			return MOSQ_ERR_AUTH;
+		}
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqim: created user=%s from a valid token", user);
+		u = mqim__user_find(ctx, user);
+	}
+	if (!u) {
+		*reason = "unknown user";
+		return MOSQ_ERR_AUTH;
+	}
+	if (u->disabled) {
+		*reason = "user is disabled";
+		return MOSQ_ERR_AUTH;
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
 int mqim__on_basic_auth(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_basic_auth *ed = event_data;
 	struct mqim_ctx *ctx = userdata;
 	const char *user = ed->username;
+	const char *address = mosquitto_client_address(ed->client);
 	const char *reason = NULL;
+	time_t now = time(NULL), exp = 0;
 	int rc = MOSQ_ERR_AUTH;
 
 	if (!user) {
@@ -135,14 +168,23 @@ int mqim__on_basic_auth(int event, void *event_data, void *userdata)
 		reason = "client id must be the username or start with 'username/'";
 	} else if (!ed->password || !ed->password[0]) {
 		reason = "no password";
+	} else if (mqim__throttle_locked(ctx, user, address, now)) {
+		reason = "locked out after repeated failed logins";
+		mqim__deny(ed->client, "login", NULL, reason);
+		return MOSQ_ERR_AUTH; /* not counted: a lockout must not extend itself */
+	} else if (mqim__jwt_applies(ctx, ed->password)) {
+		rc = check_token(ctx, user, ed->password, now, &exp, &reason);
 	} else {
 		rc = check_password(ctx, mqim__user_find(ctx, user), ed->password, &reason);
 	}
 
 	if (rc == MOSQ_ERR_SUCCESS) {
-		mqim__session_add(ctx, ed->client, user);
+		mqim__throttle_reset(ctx, user, address);
+		mqim__session_add(ctx, ed->client, user, exp);
 		return MOSQ_ERR_SUCCESS;
 	}
+	if (rc == MOSQ_ERR_AUTH)
+		mqim__throttle_failed(ctx, user, address, now);
 	mqim__deny(ed->client, "login", NULL, reason);
 	return rc;
 }

@@ -151,6 +151,40 @@ static void push_notify(struct mqim_ctx *ctx, const struct mqim_topic *t, const 
 		mosquitto_broker_publish_copy(NULL, MQIM_PUSH_TOPIC, n, buf, 0, false, NULL);
 }
 
+/* Per-user token bucket (plugin_opt_rate_per_user, _burst), in
+ * milli-messages.  A refusal is logged once per second per user, with the
+ * count refused since the last line, so a flood cannot flood the log. */
+static bool rate_ok(struct mqim_ctx *ctx, struct mqim_user *u, const struct mosquitto *client,
+		    const char *topic, uint64_t now)
+{
+	uint64_t rate = ctx->opts.rate_per_user;
+	uint64_t cap = (uint64_t)ctx->opts.rate_burst * 1000u;
+	if (!rate)
+		return true;
+	if (!u->rate_at_ms) {
+		u->rate_tokens = cap;
+	} else if (now > u->rate_at_ms) {
+		u->rate_tokens += (now - u->rate_at_ms) * rate;
+		if (u->rate_tokens > cap)
+			u->rate_tokens = cap;
+	}
+	u->rate_at_ms = now;
+	if (u->rate_tokens >= 1000u) {
+		u->rate_tokens -= 1000u;
+		return true;
+	}
+	u->rate_refused++;
+	if (now - u->rate_logged_ms >= 1000u) {
+		char why[96];
+		snprintf(why, sizeof(why), "over the rate limit of %u messages/s (%u refused)",
+			 ctx->opts.rate_per_user, u->rate_refused);
+		mqim__deny(client, "publish", topic, why);
+		u->rate_logged_ms = now;
+		u->rate_refused = 0;
+	}
+	return false;
+}
+
 int mqim__on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
@@ -170,6 +204,8 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 	}
 
 	uint64_t bts = mqim__now_ms();
+	if (!rate_ok(ctx, u, ed->client, ed->topic, bts))
+		return MOSQ_ERR_ACL_DENIED;
 	bool dup = t.kind != MQIM_TOPIC_PRESENCE &&
 		   mqim_dedup_seen(ctx->dedup, u->idx, id, bts, &bts);
 

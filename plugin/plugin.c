@@ -39,6 +39,19 @@ static const struct opt_def {
 	{ "argon2_memory",       OPT_U32,  offsetof(struct mqim_opts, pw.m_cost_kib), 8, 4194304 },
 	{ "argon2_passes",       OPT_U32,  offsetof(struct mqim_opts, pw.t_cost), 1, 100 },
 	{ "argon2_lanes",        OPT_U32,  offsetof(struct mqim_opts, pw.parallelism), 1, 64 },
+	{ "jwt_secret_file",     OPT_STR,  offsetof(struct mqim_opts, jwt_secret_file), 0, 0 },
+	{ "jwt_public_key_file", OPT_STR,  offsetof(struct mqim_opts, jwt_public_key_file), 0, 0 },
+	{ "jwt_audience",        OPT_STR,  offsetof(struct mqim_opts, jwt_audience), 0, 0 },
+	{ "jwt_issuer",          OPT_STR,  offsetof(struct mqim_opts, jwt_issuer), 0, 0 },
+	{ "jwt_auto_create",     OPT_BOOL, offsetof(struct mqim_opts, jwt_auto_create), 0, 0 },
+	{ "max_sessions_per_user", OPT_U32, offsetof(struct mqim_opts, max_sessions), 0, 1000000 },
+	{ "lockout_failures",    OPT_U32,  offsetof(struct mqim_opts, lockout_failures), 0, 1000 },
+	{ "lockout_base",        OPT_U32,  offsetof(struct mqim_opts, lockout_base_s), 1, 86400 },
+	{ "lockout_max",         OPT_U32,  offsetof(struct mqim_opts, lockout_max_s), 1, 30 * 86400 },
+	{ "lockout_entries",     OPT_U32,  offsetof(struct mqim_opts, lockout_entries), 1, 10000000 },
+	{ "lockout_by_address",  OPT_BOOL, offsetof(struct mqim_opts, lockout_by_address), 0, 0 },
+	{ "rate_per_user",       OPT_U32,  offsetof(struct mqim_opts, rate_per_user), 0, 1000000 },
+	{ "rate_burst",          OPT_U32,  offsetof(struct mqim_opts, rate_burst), 0, 10000000 },
 };
 
 static void opts_defaults(struct mqim_opts *o)
@@ -52,6 +65,11 @@ static void opts_defaults(struct mqim_opts *o)
 	o->hash_budget_ms = 300;
 	o->push = true;
 	o->pw = pw;
+	o->lockout_failures = 5;
+	o->lockout_base_s = 60;
+	o->lockout_max_s = 3600;
+	o->lockout_entries = 100000;
+	o->lockout_by_address = true;
 }
 
 static int opt_set(struct mqim_opts *o, const struct opt_def *d, const char *value)
@@ -110,6 +128,10 @@ static int opts_parse(struct mqim_opts *o, struct mosquitto_opt *opts, int count
 			return MQIM_EINVAL;
 		}
 	}
+	if (!o->rate_burst)
+		o->rate_burst = 2 * o->rate_per_user;
+	if (!o->jwt_audience && !(o->jwt_audience = mosquitto_strdup("mqim")))
+		return MQIM_ENOMEM;
 	if (!o->db_path || !*o->db_path) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, "mqim: plugin_opt_db_path is required: the SQLite store of users and groups");
 		return MQIM_EINVAL;
@@ -162,9 +184,13 @@ static void ctx_free(struct mqim_ctx *ctx)
 	mqim__sessions_free(ctx);
 	mqim__users_free(ctx);
 	mqim__poison_free(ctx);
+	mqim__throttle_free(ctx);
+	mqim__jwt_free(ctx);
 	mqim_dedup_free(ctx->dedup);
 	mqim_store_close(ctx->store);
-	mosquitto_free(ctx->opts.db_path);
+	for (size_t i = 0; i < sizeof(opt_table) / sizeof(opt_table[0]); i++)
+		if (opt_table[i].type == OPT_STR)
+			mosquitto_free(*(char **)((char *)&ctx->opts + opt_table[i].offset));
 	mosquitto_free(ctx);
 }
 
@@ -184,6 +210,8 @@ static int ctx_open(struct mqim_ctx *ctx)
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
 				     "mqim: no users in %s: create an admin with 'mqimctl --db %s init ADMIN'",
 				     ctx->opts.db_path, ctx->opts.db_path);
+	if ((rc = mqim__jwt_init(ctx)))
+		return rc;
 	if ((rc = mqim__auth_init(ctx))) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, "mqim: cannot prepare password hashing: %s",
 				     mqim_strerror(rc));

@@ -42,6 +42,20 @@ struct mqim_opts {
 	uint32_t hash_budget_ms;    /* plugin_opt_auth_hash_budget_ms per second, default 300 */
 	bool push;                  /* plugin_opt_push, default true */
 	struct mqim_passwd_params pw; /* plugin_opt_argon2_memory / _passes / _lanes */
+	/* security.md: tokens, sessions, throttling, rate limits */
+	char *jwt_secret_file;      /* plugin_opt_jwt_secret_file: HS256 */
+	char *jwt_public_key_file;  /* plugin_opt_jwt_public_key_file: RS256 / ES256 */
+	char *jwt_audience;         /* plugin_opt_jwt_audience, default "mqim" */
+	char *jwt_issuer;           /* plugin_opt_jwt_issuer, default none */
+	bool jwt_auto_create;       /* plugin_opt_jwt_auto_create, default false */
+	uint32_t max_sessions;      /* plugin_opt_max_sessions_per_user, 0 = unlimited */
+	uint32_t lockout_failures;  /* plugin_opt_lockout_failures, default 5 */
+	uint32_t lockout_base_s;    /* plugin_opt_lockout_base, default 60 */
+	uint32_t lockout_max_s;     /* plugin_opt_lockout_max, default 3600 */
+	uint32_t lockout_entries;   /* plugin_opt_lockout_entries, default 100000 */
+	bool lockout_by_address;    /* plugin_opt_lockout_by_address, default true */
+	uint32_t rate_per_user;     /* plugin_opt_rate_per_user msgs/s, 0 = off */
+	uint32_t rate_burst;        /* plugin_opt_rate_burst, default 2 x rate */
 };
 
 /* ---- users and groups (users.c) ---------------------------------------- */
@@ -67,6 +81,11 @@ struct mqim_user {
 	uint8_t verified_mac[32];   /* HMAC of the last verified password */
 	time_t verified_until;      /* 0: nothing remembered */
 	struct mqim_member *groups; /* by group name (hh) */
+	/* message rate limit (message.c): a token bucket in milli-tokens */
+	uint64_t rate_tokens;
+	uint64_t rate_at_ms;
+	uint64_t rate_logged_ms;
+	uint32_t rate_refused;      /* refusals since the last log line */
 };
 
 struct mqim_group {
@@ -100,18 +119,54 @@ void mqim__users_free(struct mqim_ctx *ctx);
 /* ---- sessions (sessions.c) --------------------------------------------- */
 
 struct mqim_session {
-	UT_hash_handle hh;          /* ctx->sessions, key: client pointer */
+	UT_hash_handle hh;          /* ctx->sessions, key: client pointer; oldest first */
 	const struct mosquitto *client;
+	char *client_id;            /* owned copy, for targeted kicks */
+	time_t token_exp;           /* 0, or when the login token expires */
 	char user[MQIM_NAME_MAX + 1];
 };
 
-void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, const char *user);
+void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, const char *user,
+		       time_t token_exp);
 void mqim__session_remove(struct mqim_ctx *ctx, const struct mosquitto *client);
 void mqim__sessions_free(struct mqim_ctx *ctx);
 
 /* Queue a user's connections to be closed at the next tick. */
 void mqim__kick_later(struct mqim_ctx *ctx, const char *user);
+/* Queue a check of the user's session count (plugin_opt_max_sessions_per_user). */
+void mqim__limit_later(struct mqim_ctx *ctx, const char *user);
 void mqim__kicks_run(struct mqim_ctx *ctx);
+/* Close sessions whose login token expired (once a second). */
+void mqim__sessions_expire(struct mqim_ctx *ctx, time_t now);
+
+/* ---- tokens (jwt.c) ----------------------------------------------------- */
+
+/* Load the configured keys; MQIM_OK when none is configured. */
+int mqim__jwt_init(struct mqim_ctx *ctx);
+void mqim__jwt_free(struct mqim_ctx *ctx);
+/* True when tokens are configured and password has a JWT's shape. */
+bool mqim__jwt_applies(const struct mqim_ctx *ctx, const char *password);
+/* Verify token for user: MQIM_OK with *exp set, or an error with *reason. */
+int mqim__jwt_verify(struct mqim_ctx *ctx, const char *user, const char *token,
+		     time_t now, time_t *exp, const char **reason);
+
+/* ---- login throttling (throttle.c) -------------------------------------- */
+
+struct mqim_fail {
+	UT_hash_handle hh;          /* oldest first */
+	uint32_t failures;          /* in a row */
+	time_t locked_until;
+	time_t last;
+	char key[64 + 2 + 46];      /* "u:NAME" or "a:ADDRESS" */
+};
+
+/* True when the user or the address is locked out now. */
+bool mqim__throttle_locked(struct mqim_ctx *ctx, const char *user, const char *address,
+			   time_t now);
+void mqim__throttle_failed(struct mqim_ctx *ctx, const char *user, const char *address,
+			   time_t now);
+void mqim__throttle_reset(struct mqim_ctx *ctx, const char *user, const char *address);
+void mqim__throttle_free(struct mqim_ctx *ctx);
 
 /* ---- logging (log.c) ---------------------------------------------------- */
 
@@ -144,6 +199,7 @@ uint64_t mqim__now_ms(void);
 
 struct mqim_kick {
 	struct mqim_kick *next;
+	bool limit_only;            /* only sessions over max_sessions_per_user */
 	char user[MQIM_NAME_MAX + 1];
 };
 
@@ -185,6 +241,15 @@ struct mqim_ctx {
 	char dummy_hash[MQIM_HASH_MAX]; /* verified for unknown users: same timing */
 	uint64_t hash_window_start_ms;
 	uint64_t hash_spent_us;         /* hashing time spent in this window */
+	struct mqim_fail *fails;        /* failed logins by user and address */
+	unsigned fail_count;
+	time_t last_expiry_check;       /* tick: token expiry, once a second */
+
+	/* jwt.c */
+	unsigned char *jwt_secret;
+	size_t jwt_secret_len;
+	unsigned char *jwt_pubkey;
+	size_t jwt_pubkey_len;
 };
 
 #endif

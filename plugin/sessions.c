@@ -23,21 +23,50 @@ static void user_online(struct mqim_ctx *ctx, const char *name, int delta)
 	u->online = (uint32_t)((int64_t)u->online + delta);
 }
 
-void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, const char *user)
+static char *dup_str(const char *s)
+{
+	size_t n = strlen(s ? s : "") + 1;
+	char *p = mqim__malloc(n);
+	if (p)
+		memcpy(p, s ? s : "", n);
+	return p;
+}
+
+static void session_free(struct mqim_session *s)
+{
+	mqim__free(s->client_id);
+	mqim__free(s);
+}
+
+void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, const char *user,
+		       time_t token_exp)
 {
 	struct mqim_session *s;
 	HASH_FIND_PTR(ctx->sessions, &client, s);
 	if (s) { /* the same connection logging in again cannot happen; be safe */
 		user_online(ctx, s->user, -1);
-	} else {
-		s = mqim__calloc(1, sizeof(*s));
-		if (!s)
-			return; /* presence is advisory: a lost entry only skews counts */
-		s->client = client;
-		HASH_ADD_PTR(ctx->sessions, client, s);
+		HASH_DEL(ctx->sessions, s);
+		session_free(s);
 	}
+	s = mqim__calloc(1, sizeof(*s));
+	if (s)
+		s->client_id = dup_str(mosquitto_client_id(client));
+	if (!s || !s->client_id) {
+		/* the session map is what tells a will from a publish: without it
+		 * this connection may only update its presence, which is safe */
+		mosquitto_log_printf(MOSQ_LOG_ERR, "mqim: out of memory recording a session of %s", user);
+		if (s)
+			session_free(s);
+		return;
+	}
+	s->client = client;
+	s->token_exp = token_exp;
 	snprintf(s->user, sizeof(s->user), "%s", user);
+	HASH_ADD_PTR(ctx->sessions, client, s);
 	user_online(ctx, user, +1);
+	struct mqim_user *u = mqim__user_find(ctx, user);
+	if (ctx->opts.max_sessions && u && u->online > ctx->opts.max_sessions)
+		mqim__limit_later(ctx, user);
 }
 
 void mqim__session_remove(struct mqim_ctx *ctx, const struct mosquitto *client)
@@ -48,7 +77,7 @@ void mqim__session_remove(struct mqim_ctx *ctx, const struct mosquitto *client)
 		return;
 	user_online(ctx, s->user, -1);
 	HASH_DEL(ctx->sessions, s);
-	mqim__free(s);
+	session_free(s);
 }
 
 void mqim__sessions_free(struct mqim_ctx *ctx)
@@ -56,7 +85,7 @@ void mqim__sessions_free(struct mqim_ctx *ctx)
 	struct mqim_session *s, *tmp;
 	HASH_ITER(hh, ctx->sessions, s, tmp) {
 		HASH_DEL(ctx->sessions, s);
-		mqim__free(s);
+		session_free(s);
 	}
 	while (ctx->kicks) {
 		struct mqim_kick *k = ctx->kicks;
@@ -65,7 +94,7 @@ void mqim__sessions_free(struct mqim_ctx *ctx)
 	}
 }
 
-void mqim__kick_later(struct mqim_ctx *ctx, const char *user)
+static void queue_kick(struct mqim_ctx *ctx, const char *user, bool limit_only)
 {
 	struct mqim_kick *k = mqim__calloc(1, sizeof(*k));
 	if (!k) {
@@ -73,8 +102,45 @@ void mqim__kick_later(struct mqim_ctx *ctx, const char *user)
 		return;
 	}
 	snprintf(k->user, sizeof(k->user), "%s", user);
+	k->limit_only = limit_only;
 	k->next = ctx->kicks;
 	ctx->kicks = k;
+}
+
+void mqim__kick_later(struct mqim_ctx *ctx, const char *user)
+{
+	queue_kick(ctx, user, false);
+}
+
+void mqim__limit_later(struct mqim_ctx *ctx, const char *user)
+{
+	queue_kick(ctx, user, true);
+}
+
+/* Close the oldest sessions of user beyond max_sessions_per_user.  The
+ * session table is in login order, so the first ones found are the oldest.
+ * Mosquitto 2.0 can only say 0x98 (administrative action) to a kicked
+ * MQTT 5 client; libmqim takes it as "logged in elsewhere" and does not
+ * reconnect by itself, so two devices never kick each other in a loop. */
+static void enforce_limit(struct mqim_ctx *ctx, const char *user)
+{
+	struct mqim_user *u = mqim__user_find(ctx, user);
+	struct mqim_session *s, *tmp;
+	if (!u || !ctx->opts.max_sessions || u->online <= ctx->opts.max_sessions)
+		return;
+	uint32_t excess = u->online - ctx->opts.max_sessions;
+	HASH_ITER(hh, ctx->sessions, s, tmp) {
+		if (!excess)
+			break;
+		if (strcmp(s->user, user))
+			continue;
+		excess--;
+		mosquitto_log_printf(MOSQ_LOG_NOTICE,
+				     "mqim: disconnecting client=%s user=%s: logged in elsewhere (max %u sessions)",
+				     s->client_id, user, ctx->opts.max_sessions);
+		/* the disconnect event removes s: do not touch it afterwards */
+		mosquitto_kick_client_by_clientid(s->client_id, false);
+	}
 }
 
 void mqim__kicks_run(struct mqim_ctx *ctx)
@@ -82,10 +148,31 @@ void mqim__kicks_run(struct mqim_ctx *ctx)
 	while (ctx->kicks) {
 		struct mqim_kick *k = ctx->kicks;
 		ctx->kicks = k->next;
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqim: disconnecting every session of user=%s",
-				     k->user);
-		mosquitto_kick_client_by_username(k->user, false);
+		if (k->limit_only) {
+			enforce_limit(ctx, k->user);
+		} else {
+			mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqim: disconnecting every session of user=%s",
+					     k->user);
+			mosquitto_kick_client_by_username(k->user, false);
+		}
 		mqim__free(k);
+	}
+}
+
+void mqim__sessions_expire(struct mqim_ctx *ctx, time_t now)
+{
+	struct mqim_session *s, *tmp;
+	if (now == ctx->last_expiry_check)
+		return;
+	ctx->last_expiry_check = now;
+	HASH_ITER(hh, ctx->sessions, s, tmp) {
+		if (s->token_exp && s->token_exp <= now) {
+			mosquitto_log_printf(MOSQ_LOG_NOTICE,
+					     "mqim: disconnecting client=%s user=%s: login token expired",
+					     s->client_id, s->user);
+			s->token_exp = 0;
+			mosquitto_kick_client_by_clientid(s->client_id, false);
+		}
 	}
 }
 

@@ -17,6 +17,7 @@ int mqim__on_tick(int event, void *event_data, void *userdata)
 {
 	struct mqim_ctx *ctx = userdata;
 	mqim__kicks_run(ctx);
+	mqim__sessions_expire(ctx, time(NULL));
 	mqim_dedup_expire(ctx->dedup, mqim__now_ms(), EXPIRE_SLICE);
 	return MOSQ_ERR_SUCCESS;
 }
