@@ -51,7 +51,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 TOOLS := $(if $(MQIMCTL_SRC),$(MQIMCTL)) $(if $(MQIM_SRC),$(MQIM))
 CLIENT_TARGETS := $(if $(CLIENT_SRC),$(CLIENT_SO) $(CLIENT_A) $(BUILD)/mqim.pc)
 
-.PHONY: all plugin client tools tests deps run test test-unit test-integration \
+.PHONY: all plugin client tools tests deps run certs test test-unit test-integration \
         fuzz valgrind install uninstall clean
 
 all: plugin client tools tests
@@ -170,10 +170,13 @@ fuzz-smoke: $(FUZZ_BINS)
 
 # ---- run, install --------------------------------------------------------
 
-DATA ?= data
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)sh mk/run.sh "$(DATA)" $(if $(TLS),tls)
+	$(Q)sh mk/run.sh $(if $(TLS),tls)
+
+# Development CA, server and client certificates in data/certs.
+certs: deps
+	$(Q)sh tools/mqim-certs.sh data/certs
 
 valgrind: all
 	$(Q)MQIM_BROKER_WRAPPER="valgrind --leak-check=full --error-exitcode=99 -q" \

@@ -5,8 +5,10 @@
 # first admin: the password comes from MQIM_ADMIN_PASSWORD or is generated
 # and printed once.  Then runs mosquitto with the bundled mosquitto.conf.
 set -eu
-DATA=${1:-data}
+DATA=data          # mosquitto.conf names data/ itself
+TLS=${1:-}
 BUILD=${BUILD:-build}
+CONF=mosquitto.conf
 
 mkdir -p "$DATA"
 chmod 0700 "$DATA"
@@ -24,6 +26,24 @@ if [ ! -f "$DATA/mqim.db" ]; then
 	echo "mqim: this password is shown once; change it with: $BUILD/mqimctl --db $DATA/mqim.db user passwd $user"
 fi
 
+# TLS=1: certificates (tools/mqim-certs.sh) and a conf that is the bundled
+# one plus the TLS listener that mosquitto.conf shows commented out.
+if [ -n "$TLS" ]; then
+	tools/mqim-certs.sh "$DATA/certs" >/dev/null
+	CONF=$DATA/mosquitto-tls.conf
+	{
+		cat mosquitto.conf
+		echo
+		echo "# added by make run TLS=1"
+		echo "listener 8883 127.0.0.1"
+		echo "cafile $DATA/certs/ca.crt"
+		echo "certfile $DATA/certs/server.crt"
+		echo "keyfile $DATA/certs/server.key"
+		echo "require_certificate false"
+	} > "$CONF"
+	echo "mqim: TLS listener on 127.0.0.1:8883, CA certificate $DATA/certs/ca.crt"
+fi
+
 # Started as root, mosquitto drops to the user `mosquitto`, which must own
 # the data folder (persistence, store) or it silently fails to save.
 if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then
@@ -31,4 +51,4 @@ if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then
 fi
 
 echo "mqim: starting mosquitto on 127.0.0.1:1883 (Ctrl-C stops it)"
-exec mosquitto -c mosquitto.conf
+exec mosquitto -c "$CONF"
