@@ -1,0 +1,960 @@
+/* client.c - the libmqim client handle and its library thread.
+ *
+ * Owns: option checking and copying, the data folder (created 0700, locked
+ * with flock so that one client at a time uses it), the device id, the
+ * library thread's event loop, synchronous calls from application threads
+ * into it (mqim__call), and the callbacks to the application, which are
+ * queued as notes while a batch of events is processed and made only after
+ * that batch is committed to disk, one at a time, on the library thread.
+ *
+ * The loop: take every queued event, process them in one SQLite
+ * transaction (each in its own savepoint), run the timers, commit, answer
+ * the calls that waited for the commit, publish what the outbox allows,
+ * commit again, then make the callbacks.  So several sends made at once by
+ * several threads cost one commit, and nothing is published before the
+ * send that queued it was answered MQIM_OK.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "names.h"
+
+/* ---- names of states ---------------------------------------------------- */
+
+MQIM_EXPORT const char *mqim_state_name(enum mqim_state state)
+{
+	static const char *const names[] = {
+		[MQIM_STATE_IDLE] = "idle",
+		[MQIM_STATE_CONNECTING] = "connecting",
+		[MQIM_STATE_CONNECTED] = "connected",
+		[MQIM_STATE_WAITING] = "waiting",
+		[MQIM_STATE_GAVE_UP] = "gave up",
+		[MQIM_STATE_AUTH_FAILED] = "auth failed",
+		[MQIM_STATE_TAKEN_OVER] = "taken over",
+		[MQIM_STATE_LOGGED_OUT] = "logged out",
+	};
+	if ((unsigned)state < sizeof names / sizeof names[0] && names[state])
+		return names[state];
+	return "unknown";
+}
+
+MQIM_EXPORT const char *mqim_msg_state_name(enum mqim_msg_state state)
+{
+	static const char *const names[] = {
+		[MQIM_MSG_UNKNOWN] = "unknown",
+		[MQIM_MSG_QUEUED] = "queued",
+		[MQIM_MSG_SENT] = "sent",
+		[MQIM_MSG_DELIVERED] = "delivered",
+		[MQIM_MSG_READ] = "read",
+		[MQIM_MSG_FAILED] = "failed",
+		[MQIM_MSG_RECEIVED] = "received",
+	};
+	if ((unsigned)state < sizeof names / sizeof names[0])
+		return names[state];
+	return "unknown";
+}
+
+/* ---- events and notes ----------------------------------------------------- */
+
+struct mqim__ev *mqim__ev_new(int type, size_t extra)
+{
+	struct mqim__ev *ev = calloc(1, sizeof *ev + extra);
+	if (ev)
+		ev->type = type;
+	return ev;
+}
+
+void mqim__post(mqim_client *c, struct mqim__ev *ev)
+{
+	pthread_mutex_lock(&c->mu);
+	if (c->stopped) {
+		pthread_mutex_unlock(&c->mu);
+		free(ev);
+		return;
+	}
+	if (c->q_tail)
+		c->q_tail->next = ev;
+	else
+		c->q_head = ev;
+	c->q_tail = ev;
+	pthread_cond_signal(&c->wake);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void deadline_ts(struct timespec *ts, int64_t mono_ms)
+{
+	ts->tv_sec = (time_t)(mono_ms / 1000);
+	ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
+}
+
+struct mqim__ev *mqim__wait_event(mqim_client *c, int type, uint64_t epoch, int64_t seq,
+				  int timeout_ms)
+{
+	int64_t until = mqim__mono_ms() + timeout_ms;
+	struct mqim__ev *found = NULL;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		struct mqim__ev *prev = NULL;
+		for (struct mqim__ev *e = c->q_head; e; prev = e, e = e->next) {
+			if (e->type == type && e->epoch == epoch &&
+			    (type != MQIM_EV_PUB_DONE || e->seq == seq)) {
+				if (prev)
+					prev->next = e->next;
+				else
+					c->q_head = e->next;
+				if (c->q_tail == e)
+					c->q_tail = prev;
+				e->next = NULL;
+				found = e;
+				break;
+			}
+		}
+		if (found || mqim__mono_ms() >= until)
+			break;
+		struct timespec ts;
+		deadline_ts(&ts, until);
+		pthread_cond_timedwait(&c->wake, &c->mu, &ts);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return found;
+}
+
+static void note_push(mqim_client *c, struct mqim__note *n)
+{
+	if (c->n_tail)
+		c->n_tail->next = n;
+	else
+		c->n_head = n;
+	c->n_tail = n;
+}
+
+void mqim__set_state(mqim_client *c, enum mqim_state st, int err)
+{
+	c->st = st;
+	pthread_mutex_lock(&c->mu);
+	c->state = st;
+	pthread_cond_broadcast(&c->done);
+	pthread_mutex_unlock(&c->mu);
+	mqim__note_state(c, st, err);
+}
+
+void mqim__note_state(mqim_client *c, enum mqim_state st, int err)
+{
+	struct mqim__note *n = calloc(1, sizeof *n);
+	if (!n)
+		return;
+	n->type = MQIM_NOTE_STATE;
+	n->state = st;
+	n->err = err;
+	note_push(c, n);
+}
+
+void mqim__note_msg_state(mqim_client *c, const uint8_t id[16], int state, int err)
+{
+	struct mqim__note *n = calloc(1, sizeof *n);
+	if (!n)
+		return;
+	n->type = MQIM_NOTE_MSG_STATE;
+	n->state = state;
+	n->err = err;
+	memcpy(n->id, id, 16);
+	note_push(c, n);
+}
+
+void mqim__note_error(mqim_client *c, int err, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	size_t len = strlen(text);
+	struct mqim__note *n = calloc(1, sizeof *n + len + 1);
+	if (!n)
+		return;
+	n->type = MQIM_NOTE_ERROR;
+	n->err = err;
+	memcpy(n->buf, text, len + 1);
+	n->text = n->buf;
+	note_push(c, n);
+}
+
+void mqim__note_presence(mqim_client *c, const char *user, bool online, uint64_t bts)
+{
+	size_t len = strlen(user);
+	struct mqim__note *n = calloc(1, sizeof *n + len + 1);
+	if (!n)
+		return;
+	n->type = MQIM_NOTE_PRESENCE;
+	n->online = online;
+	n->bts = bts;
+	memcpy(n->buf, user, len + 1);
+	n->text = n->buf;
+	note_push(c, n);
+}
+
+/* Copy s (len bytes) and a NUL to *p; return the copy. */
+static const char *put(char **p, const void *s, size_t len)
+{
+	char *dst = *p;
+	if (len)
+		memcpy(dst, s, len);
+	dst[len] = '\0';
+	*p += len + 1;
+	return dst;
+}
+
+void mqim__note_message(mqim_client *c, const struct mqim_env *env, bool is_group)
+{
+	size_t ctlen = env->ct.ptr ? env->ct.len : strlen("text/plain");
+	size_t body_len = env->has_body ? env->body_len : 0;
+	size_t need = env->t.len + env->fr.len + env->to.len + ctlen + body_len + 5;
+	struct mqim__note *n = calloc(1, sizeof *n + need);
+	if (!n) {
+		mqim__note_error(c, MQIM_ENOMEM, "out of memory: a message was stored but not handed over");
+		return;
+	}
+	char *p = n->buf;
+	struct mqim_message *m = &n->msg;
+	n->type = MQIM_NOTE_MESSAGE;
+	memcpy(m->id, env->id, 16);
+	m->kind = put(&p, env->t.ptr, env->t.len);
+	m->from = put(&p, env->fr.ptr, env->fr.len);
+	m->to = put(&p, env->to.ptr, env->to.len);
+	m->content_type = env->ct.ptr ? put(&p, env->ct.ptr, env->ct.len) : put(&p, "text/plain", ctlen);
+	m->body = put(&p, env->body, body_len);
+	m->body_len = body_len;
+	m->is_group = is_group;
+	m->ts = env->ts;
+	m->bts = env->bts;
+	m->outgoing = mqim_str_eq(env->fr, c->user);
+	m->state = m->outgoing ? MQIM_MSG_SENT : MQIM_MSG_RECEIVED;
+	note_push(c, n);
+}
+
+static void fire(mqim_client *c, struct mqim__note *n)
+{
+	const struct mqim_callbacks *cb = &c->cb;
+	switch (n->type) {
+	case MQIM_NOTE_STATE:
+		if (cb->on_state)
+			cb->on_state(c, (enum mqim_state)n->state, n->err, c->ud);
+		break;
+	case MQIM_NOTE_MSG_STATE:
+		if (cb->on_message_state)
+			cb->on_message_state(c, n->id, (enum mqim_msg_state)n->state, n->err, c->ud);
+		break;
+	case MQIM_NOTE_MESSAGE:
+		if (cb->on_message)
+			cb->on_message(c, &n->msg, c->ud);
+		break;
+	case MQIM_NOTE_PRESENCE:
+		if (cb->on_presence)
+			cb->on_presence(c, n->text, n->online, n->bts, c->ud);
+		break;
+	case MQIM_NOTE_ERROR:
+		if (cb->on_error)
+			cb->on_error(c, n->err, n->text, c->ud);
+		break;
+	}
+}
+
+static void fire_notes(mqim_client *c)
+{
+	struct mqim__note *n;
+	while ((n = c->n_head) != NULL) {
+		c->n_head = n->next;
+		if (!c->n_head)
+			c->n_tail = NULL;
+		if (!c->close_in_callback) {
+			c->in_callback = true;
+			fire(c, n);
+			c->in_callback = false;
+		}
+		free(n);
+	}
+}
+
+static void drop_notes(mqim_client *c)
+{
+	struct mqim__note *n;
+	while ((n = c->n_head) != NULL) {
+		c->n_head = n->next;
+		free(n);
+	}
+	c->n_tail = NULL;
+}
+
+/* ---- calls into the library thread ---------------------------------------- */
+
+static bool on_library_thread(mqim_client *c)
+{
+	return pthread_equal(pthread_self(), c->thread);
+}
+
+static void call_complete(mqim_client *c, struct mqim__call *call, int rc)
+{
+	pthread_mutex_lock(&c->mu);
+	call->rc = rc;
+	call->done = true;
+	pthread_cond_broadcast(&c->done);
+	pthread_mutex_unlock(&c->mu);
+}
+
+int mqim__call(mqim_client *c, int (*fn)(mqim_client *c, void *arg), void *arg)
+{
+	if (on_library_thread(c)) {
+		/* From a callback: no batch is open; run and commit now. */
+		int rc = fn(c, arg);
+		int crc = mqim__db_commit(&c->db);
+		c->kick = true;
+		return rc != MQIM_OK ? rc : crc;
+	}
+	struct mqim__call call = { fn, arg, MQIM_OK, false };
+	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_CALL, 0);
+	if (!ev)
+		return MQIM_ENOMEM;
+	ev->call = &call;
+	pthread_mutex_lock(&c->mu);
+	if (c->stopped) {
+		pthread_mutex_unlock(&c->mu);
+		free(ev);
+		return MQIM_ECLOSED;
+	}
+	if (c->q_tail)
+		c->q_tail->next = ev;
+	else
+		c->q_head = ev;
+	c->q_tail = ev;
+	pthread_cond_signal(&c->wake);
+	while (!call.done)
+		pthread_cond_wait(&c->done, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+	return call.rc;
+}
+
+int mqim__work_begin(mqim_client *c)
+{
+	int rc = mqim__db_begin(&c->db);
+	if (rc == MQIM_OK)
+		rc = mqim__db_savepoint(&c->db);
+	return rc;
+}
+
+int mqim__work_end(mqim_client *c, int rc)
+{
+	if (rc == MQIM_OK)
+		rc = mqim__db_release(&c->db);
+	if (rc != MQIM_OK)
+		mqim__db_undo(&c->db);
+	return rc;
+}
+
+static void pending_add(mqim_client *c, struct mqim__call *call)
+{
+	if (c->npending == c->cap_pending) {
+		size_t cap = c->cap_pending ? c->cap_pending * 2 : 16;
+		struct mqim__call **p = realloc(c->pending, cap * sizeof *p);
+		if (!p) {
+			/* Cannot wait for the commit: commit now for this one. */
+			call_complete(c, call, mqim__db_commit(&c->db));
+			return;
+		}
+		c->pending = p;
+		c->cap_pending = cap;
+	}
+	c->pending[c->npending++] = call;
+}
+
+static void commit_batch(mqim_client *c)
+{
+	int rc = mqim__db_commit(&c->db);
+	if (rc != MQIM_OK)
+		mqim__note_error(c, rc, "could not save to the data folder %s: %s",
+				 c->data_dir, mqim_strerror(rc));
+	for (size_t i = 0; i < c->npending; i++)
+		call_complete(c, c->pending[i], rc);
+	c->npending = 0;
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+static int64_t next_wake(mqim_client *c)
+{
+	int64_t t = INT64_MAX;
+	if (c->reconnect_at < t)
+		t = c->reconnect_at;
+	if (c->connect_deadline < t)
+		t = c->connect_deadline;
+	int64_t d = mqim__inflight_deadline(c);
+	if (d < t)
+		t = d;
+	if (c->st == MQIM_STATE_CONNECTED && c->next_due != INT64_MAX &&
+	    c->inflight_n < c->window) {
+		int64_t delta = c->next_due - mqim__now_ms();
+		int64_t due = mqim__mono_ms() + (delta > 0 ? delta : 0);
+		if (due < t)
+			t = due;
+	}
+	/* Never sleep over a minute: the wall clock may have jumped. */
+	int64_t cap = mqim__mono_ms() + 60000;
+	return t < cap ? t : cap;
+}
+
+static void run_batch(mqim_client *c, struct mqim__ev *evs)
+{
+	while (evs) {
+		struct mqim__ev *ev = evs;
+		evs = ev->next;
+		switch (ev->type) {
+		case MQIM_EV_CALL: {
+			int rc = ev->call->fn(c, ev->call->arg);
+			if (rc != MQIM_OK)
+				call_complete(c, ev->call, rc);
+			else
+				pending_add(c, ev->call);
+			break;
+		}
+		case MQIM_EV_MSG:
+			mqim__receive(c, ev->topic, ev->data, ev->len);
+			break;
+		case MQIM_EV_PUB_DONE:
+			mqim__pub_done(c, ev);
+			break;
+		default:
+			mqim__link_event(c, ev);
+			break;
+		}
+		free(ev);
+	}
+	mqim__link_timers(c, mqim__mono_ms());
+	commit_batch(c);
+	mqim__pump(c);
+	commit_batch(c);
+	fire_notes(c);
+}
+
+static void shutdown_worker(mqim_client *c)
+{
+	if (c->st != MQIM_STATE_LOGGED_OUT)
+		mqim__link_close(c, true);
+	else
+		mqim__link_destroy(c);
+	commit_batch(c);
+	drop_notes(c);
+
+	pthread_mutex_lock(&c->mu);
+	c->stopped = true;
+	struct mqim__ev *ev = c->q_head;
+	c->q_head = c->q_tail = NULL;
+	while (ev) {
+		struct mqim__ev *next = ev->next;
+		if (ev->type == MQIM_EV_CALL) {
+			ev->call->rc = MQIM_ECLOSED;
+			ev->call->done = true;
+		}
+		free(ev);
+		ev = next;
+	}
+	pthread_cond_broadcast(&c->done);
+	pthread_mutex_unlock(&c->mu);
+
+	mqim__seen_close(&c->seen);
+	mqim__hist_close(&c->hist);
+	mqim__ob_close(&c->ob);
+	mqim__db_close(&c->db);
+}
+
+static void client_free(mqim_client *c);
+
+static void *worker_main(void *arg)
+{
+	mqim_client *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->q_head && !c->stop && !c->kick) {
+			int64_t wake = next_wake(c);
+			if (wake <= mqim__mono_ms())
+				break;
+			struct timespec ts;
+			deadline_ts(&ts, wake);
+			pthread_cond_timedwait(&c->wake, &c->mu, &ts);
+		}
+		struct mqim__ev *evs = c->q_head;
+		c->q_head = c->q_tail = NULL;
+		bool stop = c->stop;
+		c->kick = false;
+		pthread_mutex_unlock(&c->mu);
+
+		run_batch(c, evs);
+		if (stop || c->close_in_callback)
+			break;
+		pthread_mutex_lock(&c->mu);
+	}
+	shutdown_worker(c);
+	if (c->close_in_callback) {
+		/* mqim_close() was called from a callback: nobody joins us. */
+		pthread_detach(pthread_self());
+		client_free(c);
+	}
+	return NULL;
+}
+
+/* ---- creation -------------------------------------------------------------- */
+
+static int mkdirs(const char *path)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+		return MQIM_EINVAL;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+			return errno == ENOSPC ? MQIM_ENOSPC : MQIM_EIO;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+		return errno == ENOSPC ? MQIM_ENOSPC : MQIM_EIO;
+	return MQIM_OK;
+}
+
+static char *dupstr(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int check_options(const struct mqim_options *o)
+{
+	if (!o || o->version != MQIM_OPTIONS_VERSION)
+		return MQIM_EINVAL;
+	if (!o->user || !o->data_dir || !*o->data_dir)
+		return MQIM_EINVAL;
+	if (!mqim_name_valid(o->user))
+		return MQIM_EBADNAME;
+	if (o->client_id && !mqim_clientid_allowed(o->client_id, o->user))
+		return MQIM_EINVAL;
+	if (!o->uri && (!o->host || !*o->host || o->port <= 0 || o->port > 65535))
+		return MQIM_EINVAL;
+	if (o->connect_timeout_ms == 0 || o->ack_timeout_ms == 0 ||
+	    o->resend_timeout_ms == 0 || o->backoff_min_ms == 0 ||
+	    o->backoff_max_ms < o->backoff_min_ms || o->max_inflight == 0 ||
+	    o->max_inflight > 65535 || o->max_payload < 128 || o->seen_max == 0 ||
+	    o->keepalive_s > 65535)
+		return MQIM_EINVAL;
+	if (o->durability != MQIM_DURABLE_FULL && o->durability != MQIM_DURABLE_APP)
+		return MQIM_EINVAL;
+	for (const char *const *g = o->groups; g && *g; g++)
+		if (!mqim_name_valid(*g))
+			return MQIM_EBADNAME;
+	return MQIM_OK;
+}
+
+static char *make_uri(const struct mqim_options *o)
+{
+	char buf[1024];
+	if (o->uri) {
+		if (strncmp(o->uri, "mqtt://", 7) == 0)
+			snprintf(buf, sizeof buf, "tcp://%s", o->uri + 7);
+		else if (strncmp(o->uri, "mqtts://", 8) == 0)
+			snprintf(buf, sizeof buf, "ssl://%s", o->uri + 8);
+		else if (strstr(o->uri, "://"))
+			snprintf(buf, sizeof buf, "%s", o->uri);
+		else
+			snprintf(buf, sizeof buf, "tcp://%s", o->uri);
+	} else if (strchr(o->host, ':') && o->host[0] != '[') {
+		snprintf(buf, sizeof buf, "tcp://[%s]:%d", o->host, o->port);
+	} else {
+		snprintf(buf, sizeof buf, "tcp://%s:%d", o->host, o->port);
+	}
+	return strdup(buf);
+}
+
+static int load_client_id(mqim_client *c)
+{
+	char dev[64];
+	char buf[256];
+	int rc;
+
+	if (c->o.client_id) {
+		c->client_id = strdup(c->o.client_id);
+		return c->client_id ? MQIM_OK : MQIM_ENOMEM;
+	}
+	rc = mqim__db_meta_get(&c->db, "device_id", dev, sizeof dev);
+	if (rc == MQIM_ENOTFOUND) {
+		uint8_t rnd[8];
+		mqim__random(rnd, sizeof rnd);
+		for (int i = 0; i < 8; i++)
+			snprintf(dev + 2 * i, 3, "%02x", rnd[i]);
+		rc = mqim__db_meta_put(&c->db, "device_id", dev);
+	}
+	if (rc != MQIM_OK)
+		return rc;
+	snprintf(buf, sizeof buf, "%s/%s", c->user, dev);
+	c->client_id = strdup(buf);
+	return c->client_id ? MQIM_OK : MQIM_ENOMEM;
+}
+
+static int lock_dir(mqim_client *c)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/lock", c->data_dir);
+	c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (c->lock_fd < 0)
+		return errno == ENOSPC ? MQIM_ENOSPC : MQIM_EIO;
+	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0)
+		return errno == EWOULDBLOCK ? MQIM_EBUSY : MQIM_EIO;
+	return MQIM_OK;
+}
+
+static void client_free(mqim_client *c)
+{
+	pthread_mutex_lock(&c->rd_mu);
+	mqim__db_close(&c->rdb);
+	pthread_mutex_unlock(&c->rd_mu);
+	if (c->lock_fd >= 0)
+		close(c->lock_fd);
+	for (size_t i = 0; i < c->nwatch; i++)
+		free(c->watch[i]);
+	free(c->watch);
+	free(c->pending);
+	free(c->slots);
+	free(c->uri);
+	free(c->ca_file);
+	free(c->user);
+	if (c->password) {
+		explicit_bzero(c->password, strlen(c->password));
+		free(c->password);
+	}
+	free(c->client_id);
+	free(c->data_dir);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->rd_mu);
+	pthread_cond_destroy(&c->wake);
+	pthread_cond_destroy(&c->done);
+	free(c);
+}
+
+static int init_sync(mqim_client *c)
+{
+	pthread_condattr_t ca;
+	pthread_mutexattr_t ma;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->wake, &ca);
+	pthread_cond_init(&c->done, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&c->rd_mu, &ma);
+	pthread_mutexattr_destroy(&ma);
+	return MQIM_OK;
+}
+
+static int open_stores(mqim_client *c, const char *const *groups)
+{
+	char err[512];
+	unsigned flags = c->o.durability == MQIM_DURABLE_APP ? MQIM_DB_NOSYNC : 0;
+	int rc = mqim__db_open(&c->db, c->data_dir, flags, err, sizeof err);
+	if (rc != MQIM_OK)
+		return rc;
+	rc = mqim__ob_open(&c->ob, &c->db);
+	if (rc == MQIM_OK)
+		rc = mqim__hist_open(&c->hist, &c->db);
+	if (rc == MQIM_OK)
+		rc = mqim__seen_open(&c->seen, &c->db, c->o.seen_max);
+	if (rc == MQIM_OK)
+		rc = load_client_id(c);
+	for (const char *const *g = groups; rc == MQIM_OK && g && *g; g++)
+		rc = mqim__db_group_add(&c->db, *g);
+	if (rc == MQIM_OK)
+		rc = mqim__db_open(&c->rdb, c->data_dir, MQIM_DB_READONLY, err, sizeof err);
+	return rc;
+}
+
+static void close_stores(mqim_client *c)
+{
+	mqim__seen_close(&c->seen);
+	mqim__hist_close(&c->hist);
+	mqim__ob_close(&c->ob);
+	mqim__db_close(&c->db);
+}
+
+MQIM_EXPORT int mqim_create(const struct mqim_options *opts, const struct mqim_callbacks *cbs,
+			    void *user_data, mqim_client **out)
+{
+	int rc;
+	if (!out)
+		return MQIM_EINVAL;
+	*out = NULL;
+	rc = check_options(opts);
+	if (rc != MQIM_OK)
+		return rc;
+	if (cbs && cbs->version != MQIM_CALLBACKS_VERSION)
+		return MQIM_EINVAL;
+
+	mqim_client *c = calloc(1, sizeof *c);
+	if (!c)
+		return MQIM_ENOMEM;
+	c->lock_fd = -1;
+	c->o = *opts;
+	c->o.groups = NULL;
+	if (cbs)
+		c->cb = *cbs;
+	c->ud = user_data;
+	init_sync(c);
+	c->uri = make_uri(opts);
+	c->ca_file = dupstr(opts->ca_file);
+	c->user = strdup(opts->user);
+	c->password = dupstr(opts->password);
+	c->data_dir = strdup(opts->data_dir);
+	c->nslots = opts->max_inflight + 2;
+	c->slots = calloc(c->nslots, sizeof *c->slots);
+	if (!c->uri || !c->user || !c->data_dir || !c->slots ||
+	    (opts->ca_file && !c->ca_file) || (opts->password && !c->password)) {
+		rc = MQIM_ENOMEM;
+		goto fail;
+	}
+	/* Strings in c->o point to the caller's memory: never used past here. */
+	c->o.host = c->o.uri = c->o.ca_file = c->o.user = c->o.password = NULL;
+	c->o.data_dir = NULL;
+	snprintf(c->inbox, sizeof c->inbox, "%s%s", "im/u/", c->user);
+	c->bo = (struct mqim__backoff){ opts->backoff_min_ms, opts->backoff_max_ms, opts->max_attempts };
+	c->obcfg = (struct mqim__ob_cfg){ opts->resend_timeout_ms, opts->max_resends };
+	c->st = c->state = MQIM_STATE_IDLE;
+	c->reconnect_at = c->connect_deadline = INT64_MAX;
+	c->next_due = INT64_MAX;
+	c->window = opts->max_inflight;
+
+	rc = mkdirs(c->data_dir);
+	if (rc == MQIM_OK)
+		rc = lock_dir(c);
+	if (rc == MQIM_OK)
+		rc = open_stores(c, opts->groups);
+	if (rc == MQIM_OK) {
+		c->o.client_id = NULL;
+		c->next_due = mqim__ob_next_due(&c->ob);
+		if (pthread_create(&c->thread, NULL, worker_main, c) != 0)
+			rc = MQIM_ENOMEM;
+	}
+	if (rc != MQIM_OK) {
+		close_stores(c);
+		goto fail;
+	}
+	*out = c;
+	return MQIM_OK;
+fail:
+	client_free(c);
+	return rc;
+}
+
+/* ---- control calls ---------------------------------------------------------- */
+
+static int do_connect(mqim_client *c, void *arg)
+{
+	bool force = arg != NULL;
+	switch (c->st) {
+	case MQIM_STATE_LOGGED_OUT:
+		return MQIM_ECLOSED;
+	case MQIM_STATE_CONNECTED:
+	case MQIM_STATE_CONNECTING:
+		return MQIM_OK;
+	case MQIM_STATE_IDLE:
+		break;
+	default:
+		if (!force)
+			return MQIM_OK;
+		break;
+	}
+	c->failures = 0;
+	c->reconnect_at = INT64_MAX;
+	return mqim__link_start(c);
+}
+
+MQIM_EXPORT int mqim_connect(mqim_client *c)
+{
+	if (!c)
+		return MQIM_EINVAL;
+	return mqim__call(c, do_connect, NULL);
+}
+
+MQIM_EXPORT int mqim_reconnect(mqim_client *c)
+{
+	if (!c)
+		return MQIM_EINVAL;
+	return mqim__call(c, do_connect, c);
+}
+
+static int do_logout(mqim_client *c, void *arg)
+{
+	(void)arg;
+	if (c->st == MQIM_STATE_LOGGED_OUT)
+		return MQIM_OK;
+	mqim__link_close(c, true);
+	c->reconnect_at = c->connect_deadline = INT64_MAX;
+	mqim__set_state(c, MQIM_STATE_LOGGED_OUT, MQIM_OK);
+	return MQIM_OK;
+}
+
+MQIM_EXPORT int mqim_logout(mqim_client *c)
+{
+	if (!c)
+		return MQIM_EINVAL;
+	return mqim__call(c, do_logout, NULL);
+}
+
+MQIM_EXPORT void mqim_close(mqim_client *c)
+{
+	if (!c)
+		return;
+	if (on_library_thread(c)) {
+		c->close_in_callback = true;
+		return;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->wake);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	client_free(c);
+}
+
+MQIM_EXPORT enum mqim_state mqim_get_state(mqim_client *c)
+{
+	if (!c)
+		return MQIM_STATE_IDLE;
+	pthread_mutex_lock(&c->mu);
+	enum mqim_state st = c->state;
+	pthread_mutex_unlock(&c->mu);
+	return st;
+}
+
+MQIM_EXPORT const char *mqim_client_id(mqim_client *c)
+{
+	return c ? c->client_id : NULL;
+}
+
+MQIM_EXPORT const char *mqim_user(mqim_client *c)
+{
+	return c ? c->user : NULL;
+}
+
+void mqim__new_id(mqim_client *c, uint8_t id[16])
+{
+	uint8_t rnd[8];
+	mqim__random(rnd, sizeof rnd);
+	pthread_mutex_lock(&c->mu);
+	mqim__uuid7_next(&c->idgen, (uint64_t)mqim__now_ms(), rnd, id);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- groups and presence watches ------------------------------------------- */
+
+struct name_arg {
+	const char *name;
+	bool add;
+};
+
+static int do_group(mqim_client *c, void *arg)
+{
+	struct name_arg *a = arg;
+	char topic[80];
+	int rc = mqim__work_begin(c);
+	if (rc == MQIM_OK)
+		rc = a->add ? mqim__db_group_add(&c->db, a->name) : mqim__db_group_del(&c->db, a->name);
+	rc = mqim__work_end(c, rc);
+	if (rc != MQIM_OK || c->st != MQIM_STATE_CONNECTED)
+		return rc;
+	mqim__peer_topic(topic, a->name, true);
+	if (a->add)
+		mqim__link_subscribe(c, topic, true);
+	else
+		mqim__link_unsubscribe(c, topic);
+	return MQIM_OK;
+}
+
+MQIM_EXPORT int mqim_join_group(mqim_client *c, const char *gid)
+{
+	struct name_arg a = { gid, true };
+	if (!c)
+		return MQIM_EINVAL;
+	if (!mqim_name_valid(gid))
+		return MQIM_EBADNAME;
+	return mqim__call(c, do_group, &a);
+}
+
+MQIM_EXPORT int mqim_leave_group(mqim_client *c, const char *gid)
+{
+	struct name_arg a = { gid, false };
+	if (!c)
+		return MQIM_EINVAL;
+	if (!mqim_name_valid(gid))
+		return MQIM_EBADNAME;
+	return mqim__call(c, do_group, &a);
+}
+
+static int do_watch(mqim_client *c, void *arg)
+{
+	struct name_arg *a = arg;
+	char topic[80];
+	size_t i;
+
+	for (i = 0; i < c->nwatch; i++)
+		if (strcmp(c->watch[i], a->name) == 0)
+			break;
+	snprintf(topic, sizeof topic, "im/p/%s", a->name);
+	if (a->add) {
+		if (i < c->nwatch)
+			return MQIM_OK;
+		char **w = realloc(c->watch, (c->nwatch + 1) * sizeof *w);
+		if (!w)
+			return MQIM_ENOMEM;
+		c->watch = w;
+		if (!(w[c->nwatch] = strdup(a->name)))
+			return MQIM_ENOMEM;
+		c->nwatch++;
+		if (c->st == MQIM_STATE_CONNECTED)
+			mqim__link_subscribe(c, topic, false);
+	} else {
+		if (i == c->nwatch)
+			return MQIM_ENOTFOUND;
+		free(c->watch[i]);
+		c->watch[i] = c->watch[--c->nwatch];
+		if (c->st == MQIM_STATE_CONNECTED)
+			mqim__link_unsubscribe(c, topic);
+	}
+	return MQIM_OK;
+}
+
+MQIM_EXPORT int mqim_watch_presence(mqim_client *c, const char *user)
+{
+	struct name_arg a = { user, true };
+	if (!c)
+		return MQIM_EINVAL;
+	if (!mqim_name_valid(user))
+		return MQIM_EBADNAME;
+	return mqim__call(c, do_watch, &a);
+}
+
+MQIM_EXPORT int mqim_unwatch_presence(mqim_client *c, const char *user)
+{
+	struct name_arg a = { user, false };
+	if (!c)
+		return MQIM_EINVAL;
+	if (!mqim_name_valid(user))
+		return MQIM_EBADNAME;
+	return mqim__call(c, do_watch, &a);
+}

@@ -1,0 +1,243 @@
+/* internal.h - libmqim's client object and the contracts between its files.
+ *
+ *   client.c   the handle, options, the library thread and its event loop,
+ *              synchronous calls into that thread, callbacks to the app
+ *   link.c     paho MQTTAsync glue: one paho handle per connection attempt,
+ *              connect / lost / reconnect with backoff, subscriptions
+ *   send.c     mqim_send, the outbox pump (window, acks, resends), retry,
+ *              mark_read, receipts owed
+ *   receive.c  checking, de-duplicating, storing and handing over what
+ *              arrives; receipts that update our own messages
+ *   query.c    the read-only queries served on the caller's thread
+ *
+ * Threads.  The library thread owns everything below the "library thread
+ * only" line: the writing database connection, the paho handle, the
+ * in-flight table.  Paho's own threads only translate their callbacks into
+ * events on the queue (guarded by mu).  Application threads reach the
+ * library thread through mqim__call(), or use the read-only connection
+ * under rd_mu.
+ */
+#ifndef MQIM_CLIENT_INTERNAL_H
+#define MQIM_CLIENT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <MQTTAsync.h>
+
+#include "mqim.h"
+#include "backoff.h"
+#include "db.h"
+#include "envelope.h"
+#include "history.h"
+#include "outbox.h"
+#include "seen.h"
+#include "uuid.h"
+
+/* A synchronous request run on the library thread (mqim__call). */
+struct mqim__call {
+	int (*fn)(mqim_client *c, void *arg);
+	void *arg;
+	int rc;
+	bool done;
+};
+
+enum mqim__ev_type {
+	MQIM_EV_CALL,
+	MQIM_EV_CONNECTED,
+	MQIM_EV_CONNECT_FAILED,
+	MQIM_EV_LOST,
+	MQIM_EV_PUB_DONE,
+	MQIM_EV_SUB_DONE,
+	MQIM_EV_DISC_DONE,
+	MQIM_EV_MSG,
+};
+
+/* An event for the library thread.  EV_MSG carries the payload and then
+ * the NUL-terminated topic in data[]. */
+struct mqim__ev {
+	struct mqim__ev *next;
+	int type;
+	uint64_t epoch;           /* which paho handle it comes from */
+	int code;                 /* paho code or MQTT reason code */
+	int reason;               /* MQTT reason code for failures */
+	int64_t seq;              /* PUB_DONE: outbox seq, < 0 for presence */
+	uint8_t id[16];           /* PUB_DONE: the envelope id */
+	bool ok;
+	bool refused;             /* PUB_DONE: the broker said no (>= 0x80) */
+	bool session_present;
+	unsigned recv_max;        /* CONNECTED: Receive Maximum, 65535 if absent */
+	struct mqim__call *call;  /* CALL */
+	char *topic;              /* MSG, SUB_DONE: into data */
+	size_t len;
+	unsigned char data[];
+};
+
+/* A callback to make once the current batch is committed. */
+enum mqim__note_type {
+	MQIM_NOTE_STATE,
+	MQIM_NOTE_MSG_STATE,
+	MQIM_NOTE_MESSAGE,
+	MQIM_NOTE_PRESENCE,
+	MQIM_NOTE_ERROR,
+};
+
+struct mqim__note {
+	struct mqim__note *next;
+	int type;
+	int state;
+	int err;
+	uint8_t id[16];
+	bool online;
+	uint64_t bts;
+	const char *text;           /* ERROR: what; PRESENCE: user (into buf) */
+	struct mqim_message msg;    /* MESSAGE: strings into buf */
+	char buf[];
+};
+
+/* A publish waiting for its acknowledgement. */
+struct mqim__slot {
+	int64_t seq;                /* outbox seq; < 0: presence */
+	int64_t deadline;           /* monotonic ms */
+	bool used;
+};
+
+/* The context of one paho handle, freed after MQTTAsync_destroy(). */
+struct mqim__link {
+	mqim_client *c;
+	uint64_t epoch;
+	MQTTProperties props;       /* CONNECT properties */
+	void *will;                 /* encoded "offline" presence */
+	size_t will_len;
+	char will_topic[80];
+};
+
+struct mqim_client {
+	/* Immutable after mqim_create(). */
+	struct mqim_options o;      /* strings below are our copies */
+	struct mqim_callbacks cb;
+	void *ud;
+	char *uri, *ca_file, *user, *password, *client_id, *data_dir;
+	char inbox[80];             /* im/u/{user} */
+	struct mqim__backoff bo;
+	struct mqim__ob_cfg obcfg;
+	int lock_fd;
+
+	pthread_t thread;
+	pthread_mutex_t mu;         /* guards the queue and the fields to the line */
+	pthread_cond_t wake;        /* the library thread sleeps on it */
+	pthread_cond_t done;        /* callers wait on it for their calls */
+	struct mqim__ev *q_head, *q_tail;
+	bool stop;                  /* mqim_close() asked */
+	bool stopped;               /* the library thread no longer takes calls */
+	enum mqim_state state;      /* mirror of st for mqim_get_state() */
+	struct mqim__uuid_gen idgen;
+
+	pthread_mutex_t rd_mu;      /* recursive; guards rdb */
+	struct mqim__db rdb;        /* read-only connection for query.c */
+
+	/* ---- library thread only ------------------------------------------ */
+	struct mqim__db db;
+	struct mqim__outbox ob;
+	struct mqim__history hist;
+	struct mqim__seen seen;
+	enum mqim_state st;
+	MQTTAsync h;                /* NULL when no connection attempt is alive */
+	struct mqim__link *link;
+	uint64_t epoch;
+	unsigned failures;          /* failed attempts in a row */
+	int64_t reconnect_at;       /* monotonic ms, INT64_MAX: none */
+	int64_t connect_deadline;   /* monotonic ms, INT64_MAX: none */
+	unsigned window;            /* publishes in flight at most */
+	unsigned inflight_n;
+	struct mqim__slot *slots;   /* o.max_inflight + 2 of them */
+	unsigned nslots;
+	int64_t next_due;           /* wall ms of the next resend, INT64_MAX: none */
+	char **watch;               /* presence watches */
+	size_t nwatch;
+	struct mqim__note *n_head, *n_tail;
+	struct mqim__call **pending;   /* calls answered at the next commit */
+	size_t npending, cap_pending;
+	bool in_callback;
+	bool kick;                  /* work was queued from a callback: loop again */
+	bool close_in_callback;     /* mqim_close() from a callback */
+};
+
+/* ---- client.c ------------------------------------------------------------ */
+
+/* Run fn(c, arg) on the library thread (directly when already on it) and
+ * return its result, or the commit's error.  MQIM_ECLOSED when the thread
+ * has stopped. */
+int mqim__call(mqim_client *c, int (*fn)(mqim_client *c, void *arg), void *arg);
+
+/* Open the batch transaction (if needed) and a savepoint for one unit of
+ * work; leave it keeping (rc == MQIM_OK) or undoing it.  Returns rc. */
+int mqim__work_begin(mqim_client *c);
+int mqim__work_end(mqim_client *c, int rc);
+
+/* Queue callbacks to the application (fired after the batch commits). */
+void mqim__note_state(mqim_client *c, enum mqim_state st, int err);
+void mqim__note_msg_state(mqim_client *c, const uint8_t id[16], int state, int err);
+void mqim__note_error(mqim_client *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void mqim__note_presence(mqim_client *c, const char *user, bool online, uint64_t bts);
+void mqim__note_message(mqim_client *c, const struct mqim_env *env, bool is_group);
+
+/* Move to a connection state and tell the application. */
+void mqim__set_state(mqim_client *c, enum mqim_state st, int err);
+
+/* Post an event from any thread (paho's included); takes ownership. */
+void mqim__post(mqim_client *c, struct mqim__ev *ev);
+struct mqim__ev *mqim__ev_new(int type, size_t extra);
+
+/* Wait (library thread) up to timeout_ms for an event of this type and
+ * epoch (and for PUB_DONE, this seq), taking it off the queue; NULL on
+ * timeout.  Other events stay queued. */
+struct mqim__ev *mqim__wait_event(mqim_client *c, int type, uint64_t epoch, int64_t seq,
+				  int timeout_ms);
+
+/* A fresh UUIDv7. */
+void mqim__new_id(mqim_client *c, uint8_t id[16]);
+
+/* ---- link.c -------------------------------------------------------------- */
+
+int mqim__link_start(mqim_client *c);
+void mqim__link_destroy(mqim_client *c);
+/* Leave gracefully: presence "offline" (when publish_offline), DISCONNECT
+ * keeping the session, destroy. */
+void mqim__link_close(mqim_client *c, bool publish_offline);
+void mqim__link_event(mqim_client *c, struct mqim__ev *ev);
+void mqim__link_timers(mqim_client *c, int64_t mono);
+/* The link is dead (no ack in time): drop it and connect again now. */
+void mqim__link_dead(mqim_client *c, int err);
+int mqim__link_subscribe(mqim_client *c, const char *topic, bool no_local);
+int mqim__link_unsubscribe(mqim_client *c, const char *topic);
+/* Publish payload on the current handle; ctx seq / id come back in an
+ * EV_PUB_DONE.  MQIM_ECONN when not connected. */
+int mqim__link_publish(mqim_client *c, const char *topic, const void *payload, size_t len,
+		       int qos, bool retain, int64_t seq, const uint8_t id[16]);
+/* Encode the presence envelope for this client into a malloc'd buffer. */
+int mqim__presence_env(mqim_client *c, bool online, void **out, size_t *len);
+
+/* ---- send.c -------------------------------------------------------------- */
+
+void mqim__pump(mqim_client *c);
+void mqim__pub_done(mqim_client *c, struct mqim__ev *ev);
+/* Forget every publish in flight (the link is gone). */
+void mqim__inflight_clear(mqim_client *c);
+/* Earliest in-flight deadline (monotonic ms) or INT64_MAX. */
+int64_t mqim__inflight_deadline(mqim_client *c);
+/* Queue a receipt (t "rcpt" or "read") for message ref of user `to`. */
+int mqim__queue_receipt(mqim_client *c, const char *t, const char *to, const uint8_t ref[16]);
+/* Move our message id to state next (history.h merge rules) and report a
+ * change. */
+void mqim__msg_update(mqim_client *c, const uint8_t id[16], int next, int err);
+/* Topic of a peer: im/u/{peer} or im/g/{peer}. */
+void mqim__peer_topic(char out[80], const char *peer, bool is_group);
+
+/* ---- receive.c ----------------------------------------------------------- */
+
+void mqim__receive(mqim_client *c, const char *topic, const void *payload, size_t len);
+
+#endif

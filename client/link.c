@@ -1,0 +1,556 @@
+/* link.c - the connection: paho MQTTAsync glue, reconnects, subscriptions.
+ *
+ * Every connection attempt gets a fresh paho handle (and a fresh epoch
+ * number), destroyed when the connection ends.  So paho never carries
+ * in-flight state from one connection to the next: after a loss, what was
+ * not acknowledged is still QUEUED or SENT in our outbox and the pump
+ * publishes it again (the broker and the receivers drop the duplicates by
+ * (fr, id)).  Paho's automatic reconnect and its persistence stay off.
+ *
+ * Paho's callbacks run on paho's threads: they only turn what happened into
+ * an event for the library thread, tagged with the epoch of their handle so
+ * that late news from a destroyed handle is ignored.
+ *
+ * Reconnect policy: a connection lost after it worked is retried within
+ * backoff_min (jittered); a failed attempt backs off (backoff.h) until
+ * max_attempts, then GAVE_UP.  A refusal of the credentials or client id
+ * (CONNACK 0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C) is final until
+ * mqim_reconnect(): AUTH_FAILED, reported once.  So is a session take-over
+ * (DISCONNECT 0x8E): TAKEN_OVER.  A publish with no acknowledgement within
+ * ack_timeout_ms means the link is dead: reconnect at once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- paho callbacks (paho's threads) ------------------------------------ */
+
+struct pubctx {
+	mqim_client *c;
+	uint64_t epoch;
+	int64_t seq;
+	uint8_t id[16];
+};
+
+struct subctx {
+	mqim_client *c;
+	uint64_t epoch;
+	char topic[80];
+};
+
+static void on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
+{
+	struct mqim__link *l = ctx;
+	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_CONNECTED, 0);
+	if (!ev)
+		return;   /* the connect deadline will catch it */
+	ev->epoch = l->epoch;
+	ev->session_present = r->alt.connect.sessionPresent != 0;
+	ev->recv_max = 65535;
+	if (MQTTProperties_hasProperty(&r->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM)) {
+		int v = MQTTProperties_getNumericValue(&r->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+		if (v > 0)
+			ev->recv_max = (unsigned)v;
+	}
+	mqim__post(l->c, ev);
+}
+
+static void on_connect_fail(void *ctx, MQTTAsync_failureData5 *r)
+{
+	struct mqim__link *l = ctx;
+	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_CONNECT_FAILED, 0);
+	if (!ev)
+		return;
+	ev->epoch = l->epoch;
+	ev->code = r ? r->code : -1;
+	ev->reason = r ? (int)r->reasonCode : 0;
+	mqim__post(l->c, ev);
+}
+
+static void on_lost(void *ctx, char *cause)
+{
+	struct mqim__link *l = ctx;
+	(void)cause;
+	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_LOST, 0);
+	if (!ev)
+		return;
+	ev->epoch = l->epoch;
+	mqim__post(l->c, ev);
+}
+
+/* The broker sent DISCONNECT: paho calls this and not on_lost. */
+static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes reason)
+{
+	struct mqim__link *l = ctx;
+	(void)props;
+	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_LOST, 0);
+	if (!ev)
+		return;
+	ev->epoch = l->epoch;
+	ev->reason = (int)reason;
+	mqim__post(l->c, ev);
+}
+
+static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+	struct mqim__link *l = ctx;
+	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+	size_t plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_MSG, plen + tlen + 1);
+	if (!ev)
+		return 0;   /* paho keeps it and tries again */
+	ev->epoch = l->epoch;
+	if (plen)
+		memcpy(ev->data, msg->payload, plen);
+	ev->len = plen;
+	ev->topic = (char *)ev->data + plen;
+	memcpy(ev->topic, topic, tlen);
+	ev->topic[tlen] = '\0';
+	MQTTAsync_freeMessage(&msg);
+	MQTTAsync_free(topic);
+	mqim__post(l->c, ev);
+	return 1;
+}
+
+static void pub_done(struct pubctx *p, bool ok, bool refused, int reason)
+{
+	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_PUB_DONE, 0);
+	if (ev) {
+		ev->epoch = p->epoch;
+		ev->seq = p->seq;
+		memcpy(ev->id, p->id, 16);
+		ev->ok = ok;
+		ev->refused = refused;
+		ev->reason = reason;
+		mqim__post(p->c, ev);
+	}
+	free(p);
+}
+
+static void on_pub_ok(void *ctx, MQTTAsync_successData5 *r)
+{
+	(void)r;
+	pub_done(ctx, true, false, 0);
+}
+
+static void on_pub_fail(void *ctx, MQTTAsync_failureData5 *r)
+{
+	/* A reason code >= 0x80 on the PUBACK / PUBREC: the broker refused it.
+	 * Anything else (the connection went, the handle was destroyed) is not
+	 * an answer about the message. */
+	int reason = r ? (int)r->reasonCode : 0;
+	pub_done(ctx, false, reason >= 0x80, reason);
+}
+
+static void sub_done(struct subctx *s, int reason)
+{
+	size_t tlen = strlen(s->topic);
+	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_SUB_DONE, tlen + 1);
+	if (ev) {
+		ev->epoch = s->epoch;
+		ev->reason = reason;
+		ev->topic = (char *)ev->data;
+		memcpy(ev->topic, s->topic, tlen + 1);
+		mqim__post(s->c, ev);
+	}
+	free(s);
+}
+
+static void on_sub_ok(void *ctx, MQTTAsync_successData5 *r)
+{
+	sub_done(ctx, r ? (int)r->reasonCode : 0);
+}
+
+static void on_sub_fail(void *ctx, MQTTAsync_failureData5 *r)
+{
+	int reason = r ? (int)r->reasonCode : 0;
+	sub_done(ctx, reason >= 0x80 ? reason : 0x80);
+}
+
+static void on_disc_done(void *ctx, MQTTAsync_successData5 *r)
+{
+	struct mqim__link *l = ctx;
+	(void)r;
+	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_DISC_DONE, 0);
+	if (ev) {
+		ev->epoch = l->epoch;
+		mqim__post(l->c, ev);
+	}
+}
+
+static void on_disc_fail(void *ctx, MQTTAsync_failureData5 *r)
+{
+	(void)r;
+	on_disc_done(ctx, NULL);
+}
+
+/* ---- presence -------------------------------------------------------------- */
+
+int mqim__presence_env(mqim_client *c, bool online, void **out, size_t *len)
+{
+	struct mqim_env env;
+	const char *body = online ? "online" : "offline";
+	size_t ulen = strlen(c->user);
+
+	memset(&env, 0, sizeof env);
+	env.v = MQIM_ENV_VERSION;
+	mqim__new_id(c, env.id);
+	env.t = (struct mqim_str){ "presence", 8 };
+	env.fr = (struct mqim_str){ c->user, ulen };
+	env.to = (struct mqim_str){ c->user, ulen };
+	env.ts = (uint64_t)mqim__now_ms();
+	env.body = (const uint8_t *)body;
+	env.body_len = strlen(body);
+	env.has_body = true;
+	env.body_is_str = true;
+	return mqim_env_encode(&env, out, len);
+}
+
+/* ---- starting and ending a connection ------------------------------------- */
+
+static void link_free(struct mqim__link *l)
+{
+	if (!l)
+		return;
+	MQTTProperties_free(&l->props);
+	free(l->will);
+	free(l);
+}
+
+void mqim__link_destroy(mqim_client *c)
+{
+	if (!c->h)
+		return;
+	/* A new epoch first: what the destroy reports about the old handle
+	 * (failure callbacks of pending publishes) is then stale. */
+	c->epoch++;
+	MQTTAsync_destroy(&c->h);
+	c->h = NULL;
+	link_free(c->link);
+	c->link = NULL;
+	c->connect_deadline = INT64_MAX;
+	mqim__inflight_clear(c);
+}
+
+static void schedule_retry(mqim_client *c, int err)
+{
+	uint32_t rnd;
+	mqim__random(&rnd, sizeof rnd);
+	if (c->failures > 0 && mqim__backoff_gave_up(&c->bo, c->failures)) {
+		c->reconnect_at = INT64_MAX;
+		mqim__set_state(c, MQIM_STATE_GAVE_UP, err);
+		return;
+	}
+	c->reconnect_at = mqim__mono_ms() + mqim__backoff_delay(&c->bo, c->failures, rnd);
+	mqim__set_state(c, MQIM_STATE_WAITING, err);
+}
+
+int mqim__link_start(mqim_client *c)
+{
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+	MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer5;
+	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+	MQTTProperty p;
+	struct mqim__link *l;
+	int rc;
+
+	mqim__link_destroy(c);
+	c->reconnect_at = INT64_MAX;
+	l = calloc(1, sizeof *l);
+	if (!l)
+		return MQIM_ENOMEM;
+	l->c = c;
+	l->epoch = ++c->epoch;
+	l->props = (MQTTProperties)MQTTProperties_initializer;
+	p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
+	p.value.integer4 = c->o.session_expiry_s;
+	MQTTProperties_add(&l->props, &p);
+	rc = mqim__presence_env(c, false, &l->will, &l->will_len);
+	if (rc != MQIM_OK) {
+		link_free(l);
+		return rc;
+	}
+	snprintf(l->will_topic, sizeof l->will_topic, "im/p/%s", c->user);
+
+	co.sendWhileDisconnected = 0;
+	if (MQTTAsync_createWithOptions(&c->h, c->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE,
+					NULL, &co) != MQTTASYNC_SUCCESS) {
+		c->h = NULL;
+		link_free(l);
+		return MQIM_EINVAL;
+	}
+	c->link = l;
+	MQTTAsync_setCallbacks(c->h, l, on_lost, on_arrived, NULL);
+	MQTTAsync_setDisconnected(c->h, l, on_disconnected);
+
+	will.topicName = l->will_topic;
+	will.message = NULL;
+	will.payload.data = l->will;
+	will.payload.len = (int)l->will_len;
+	will.qos = 1;
+	will.retained = 1;
+
+	opts.keepAliveInterval = (int)c->o.keepalive_s;
+	opts.cleanstart = 0;
+	opts.maxInflight = (int)c->o.max_inflight;
+	opts.username = c->user;
+	opts.password = c->password;
+	opts.connectTimeout = (int)((c->o.connect_timeout_ms + 999) / 1000);
+	opts.retryInterval = 0;
+	opts.automaticReconnect = 0;
+	opts.will = &will;
+	opts.connectProperties = &l->props;
+	opts.onSuccess5 = on_connect_ok;
+	opts.onFailure5 = on_connect_fail;
+	opts.context = l;
+	if (strncmp(c->uri, "ssl://", 6) == 0) {
+		ssl.trustStore = c->ca_file;
+		ssl.enableServerCertAuth = 1;
+		ssl.verify = 1;
+		opts.ssl = &ssl;
+	}
+	c->connect_deadline = mqim__mono_ms() + c->o.connect_timeout_ms + 2000;
+	mqim__set_state(c, MQIM_STATE_CONNECTING, MQIM_OK);
+	rc = MQTTAsync_connect(c->h, &opts);
+	if (rc != MQTTASYNC_SUCCESS) {
+		mqim__link_destroy(c);
+		c->failures++;
+		schedule_retry(c, MQIM_ECONN);
+	}
+	return MQIM_OK;
+}
+
+void mqim__link_close(mqim_client *c, bool publish_offline)
+{
+	if (c->h && c->st == MQIM_STATE_CONNECTED) {
+		uint64_t epoch = c->epoch;
+		if (publish_offline) {
+			void *env = NULL;
+			size_t len = 0;
+			char topic[80];
+			snprintf(topic, sizeof topic, "im/p/%s", c->user);
+			if (mqim__presence_env(c, false, &env, &len) == MQIM_OK &&
+			    mqim__link_publish(c, topic, env, len, 1, true, -2, NULL) == MQIM_OK)
+				free(mqim__wait_event(c, MQIM_EV_PUB_DONE, epoch, -2, 2000));
+			free(env);
+		}
+		MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+		d.struct_version = 1;
+		d.timeout = 0;
+		d.onSuccess5 = on_disc_done;
+		d.onFailure5 = on_disc_fail;
+		d.context = c->link;
+		if (MQTTAsync_disconnect(c->h, &d) == MQTTASYNC_SUCCESS)
+			free(mqim__wait_event(c, MQIM_EV_DISC_DONE, epoch, 0, 2000));
+	}
+	mqim__link_destroy(c);
+}
+
+/* ---- subscriptions --------------------------------------------------------- */
+
+int mqim__link_subscribe(mqim_client *c, const char *topic, bool no_local)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	struct subctx *s;
+	if (!c->h)
+		return MQIM_ECONN;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return MQIM_ENOMEM;
+	s->c = c;
+	s->epoch = c->epoch;
+	snprintf(s->topic, sizeof s->topic, "%s", topic);
+	ro.onSuccess5 = on_sub_ok;
+	ro.onFailure5 = on_sub_fail;
+	ro.context = s;
+	ro.subscribeOptions.noLocal = no_local ? 1 : 0;
+	if (MQTTAsync_subscribe(c->h, topic, 2, &ro) != MQTTASYNC_SUCCESS) {
+		free(s);
+		return MQIM_ECONN;
+	}
+	return MQIM_OK;
+}
+
+int mqim__link_unsubscribe(mqim_client *c, const char *topic)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	if (!c->h)
+		return MQIM_ECONN;
+	return MQTTAsync_unsubscribe(c->h, topic, &ro) == MQTTASYNC_SUCCESS ? MQIM_OK : MQIM_ECONN;
+}
+
+static int sub_group(void *ctx, const char *gid)
+{
+	char topic[80];
+	mqim__peer_topic(topic, gid, true);
+	/* No-local: our own group messages do not come back to this session
+	 * (other devices of the same user still get them). */
+	mqim__link_subscribe(ctx, topic, true);
+	return 0;
+}
+
+static void subscribe_all(mqim_client *c)
+{
+	char topic[80];
+	mqim__link_subscribe(c, c->inbox, false);
+	mqim__db_groups(&c->db, sub_group, c);
+	for (size_t i = 0; i < c->nwatch; i++) {
+		snprintf(topic, sizeof topic, "im/p/%s", c->watch[i]);
+		mqim__link_subscribe(c, topic, false);
+	}
+}
+
+/* ---- publishing ------------------------------------------------------------- */
+
+int mqim__link_publish(mqim_client *c, const char *topic, const void *payload, size_t len,
+		       int qos, bool retain, int64_t seq, const uint8_t id[16])
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	MQTTAsync_message m = MQTTAsync_message_initializer;
+	struct pubctx *p;
+
+	if (!c->h || c->st != MQIM_STATE_CONNECTED)
+		return MQIM_ECONN;
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return MQIM_ENOMEM;
+	p->c = c;
+	p->epoch = c->epoch;
+	p->seq = seq;
+	if (id)
+		memcpy(p->id, id, 16);
+	ro.onSuccess5 = on_pub_ok;
+	ro.onFailure5 = on_pub_fail;
+	ro.context = p;
+	m.payload = (void *)payload;
+	m.payloadlen = (int)len;
+	m.qos = qos;
+	m.retained = retain;
+	if (MQTTAsync_sendMessage(c->h, topic, &m, &ro) != MQTTASYNC_SUCCESS) {
+		free(p);
+		return MQIM_ECONN;
+	}
+	return MQIM_OK;
+}
+
+/* ---- events and timers ------------------------------------------------------- */
+
+static bool auth_refusal(int code)
+{
+	switch (code) {
+	case 0x84: case 0x85: case 0x86: case 0x87: case 0x8A: case 0x8C:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void connected(mqim_client *c, struct mqim__ev *ev)
+{
+	void *env = NULL;
+	size_t len = 0;
+	char topic[80];
+
+	c->connect_deadline = INT64_MAX;
+	c->failures = 0;
+	c->window = c->o.max_inflight < ev->recv_max ? c->o.max_inflight : ev->recv_max;
+	if (c->window == 0)
+		c->window = 1;
+	mqim__set_state(c, MQIM_STATE_CONNECTED, MQIM_OK);
+	subscribe_all(c);
+	snprintf(topic, sizeof topic, "im/p/%s", c->user);
+	if (mqim__presence_env(c, true, &env, &len) == MQIM_OK) {
+		/* In flight like any publish (slot -1), so that it counts
+		 * against the broker's Receive Maximum. */
+		for (unsigned i = 0; i < c->nslots; i++) {
+			if (!c->slots[i].used) {
+				if (mqim__link_publish(c, topic, env, len, 1, true, -1, NULL) == MQIM_OK) {
+					c->slots[i] = (struct mqim__slot){ -1,
+						mqim__mono_ms() + c->o.ack_timeout_ms, true };
+					c->inflight_n++;
+				}
+				break;
+			}
+		}
+	}
+	free(env);
+}
+
+void mqim__link_event(mqim_client *c, struct mqim__ev *ev)
+{
+	if (ev->epoch != c->epoch || !c->h)
+		return;   /* from a handle that is gone */
+	switch (ev->type) {
+	case MQIM_EV_CONNECTED:
+		if (c->st == MQIM_STATE_CONNECTING)
+			connected(c, ev);
+		break;
+	case MQIM_EV_CONNECT_FAILED:
+		if (c->st != MQIM_STATE_CONNECTING)
+			break;
+		mqim__link_destroy(c);
+		if (auth_refusal(ev->code) || auth_refusal(ev->reason)) {
+			int code = auth_refusal(ev->code) ? ev->code : ev->reason;
+			c->reconnect_at = INT64_MAX;
+			mqim__set_state(c, MQIM_STATE_AUTH_FAILED,
+					code == 0x86 || code == 0x87 ? MQIM_EAUTH : MQIM_EDENIED);
+			break;
+		}
+		c->failures++;
+		schedule_retry(c, MQIM_ECONN);
+		break;
+	case MQIM_EV_LOST:
+		if (c->st != MQIM_STATE_CONNECTED && c->st != MQIM_STATE_CONNECTING)
+			break;
+		mqim__link_destroy(c);
+		if (ev->reason == 0x8E) {
+			c->reconnect_at = INT64_MAX;
+			mqim__set_state(c, MQIM_STATE_TAKEN_OVER, MQIM_ETAKEN);
+			break;
+		}
+		c->failures = 0;
+		schedule_retry(c, MQIM_ECONN);
+		break;
+	case MQIM_EV_SUB_DONE:
+		if (ev->reason >= 0x80)
+			mqim__note_error(c, MQIM_EDENIED, "the broker refused the subscription to %s "
+					 "(reason 0x%02x)%s", ev->topic, ev->reason,
+					 strncmp(ev->topic, "im/g/", 5) == 0 ? ": not a member of the group?" : "");
+		break;
+	default:
+		break;
+	}
+}
+
+void mqim__link_dead(mqim_client *c, int err)
+{
+	mqim__link_destroy(c);
+	c->failures = 0;
+	mqim__set_state(c, MQIM_STATE_WAITING, err);
+	if (mqim__link_start(c) != MQIM_OK) {
+		c->failures++;
+		schedule_retry(c, MQIM_ECONN);
+	}
+}
+
+void mqim__link_timers(mqim_client *c, int64_t mono)
+{
+	if (c->st == MQIM_STATE_WAITING && mono >= c->reconnect_at) {
+		if (mqim__link_start(c) != MQIM_OK) {
+			c->failures++;
+			schedule_retry(c, MQIM_ECONN);
+		}
+		return;
+	}
+	if (c->st == MQIM_STATE_CONNECTING && mono >= c->connect_deadline) {
+		mqim__link_destroy(c);
+		c->failures++;
+		schedule_retry(c, MQIM_ETIMEOUT);
+		return;
+	}
+	if (c->st == MQIM_STATE_CONNECTED && mqim__inflight_deadline(c) <= mono)
+		mqim__link_dead(c, MQIM_ETIMEOUT);
+}

@@ -1,0 +1,255 @@
+/* outbox.c - the outbox state machine and its SQLite rows; see outbox.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "mqim.h"
+#include "outbox.h"
+
+unsigned mqim__ob_step(const struct mqim__ob_cfg *cfg, int kind, int qos,
+		       struct mqim__ob_fsm *s, enum mqim__ob_event ev, int64_t now,
+		       int *notify_state)
+{
+	bool live = s->state == MQIM_MSG_QUEUED || s->state == MQIM_MSG_SENT;
+	bool receipt = kind != MQIM_OB_MSG;
+	int ns = 0;
+	unsigned act = 0;
+
+	switch (ev) {
+	case MQIM_OB_EV_PUBLISH:
+		if (!live)
+			return MQIM_OB_ACT_INVALID;
+		s->attempts++;
+		/* A resend: the next one is due a resend timeout from now, so a
+		 * publish in flight is never "due" again meanwhile. */
+		if (s->state == MQIM_MSG_SENT)
+			s->next_at = now + (int64_t)cfg->resend_timeout_ms;
+		act = MQIM_OB_ACT_SAVE;
+		break;
+	case MQIM_OB_EV_ACK:
+		if (!live)
+			return MQIM_OB_ACT_INVALID;
+		if (receipt)
+			return MQIM_OB_ACT_DELETE;
+		if (qos == 0) {
+			act = MQIM_OB_ACT_DELETE | MQIM_OB_ACT_NOTIFY;
+			ns = MQIM_MSG_SENT;
+			break;
+		}
+		if (s->state == MQIM_MSG_QUEUED) {
+			act = MQIM_OB_ACT_NOTIFY;
+			ns = MQIM_MSG_SENT;
+		}
+		s->state = MQIM_MSG_SENT;
+		s->next_at = now + (int64_t)cfg->resend_timeout_ms;
+		act |= MQIM_OB_ACT_SAVE;
+		break;
+	case MQIM_OB_EV_REFUSED:
+		if (!live)
+			return MQIM_OB_ACT_INVALID;
+		if (receipt)
+			return MQIM_OB_ACT_DELETE;
+		s->state = MQIM_MSG_FAILED;
+		s->err = MQIM_EDENIED;
+		act = MQIM_OB_ACT_SAVE | MQIM_OB_ACT_NOTIFY;
+		ns = MQIM_MSG_FAILED;
+		break;
+	case MQIM_OB_EV_DUE:
+		if (s->state != MQIM_MSG_SENT || s->next_at > now)
+			return MQIM_OB_ACT_INVALID;
+		if (s->attempts > cfg->max_resends) {
+			s->state = MQIM_MSG_FAILED;
+			s->err = MQIM_ETIMEOUT;
+			act = MQIM_OB_ACT_SAVE | MQIM_OB_ACT_NOTIFY;
+			ns = MQIM_MSG_FAILED;
+		} else {
+			act = MQIM_OB_ACT_PUBLISH;
+		}
+		break;
+	case MQIM_OB_EV_RCPT:
+	case MQIM_OB_EV_READ:
+		if (receipt)
+			return MQIM_OB_ACT_INVALID;
+		act = MQIM_OB_ACT_DELETE | MQIM_OB_ACT_NOTIFY;
+		ns = ev == MQIM_OB_EV_RCPT ? MQIM_MSG_DELIVERED : MQIM_MSG_READ;
+		break;
+	case MQIM_OB_EV_RETRY:
+		if (s->state != MQIM_MSG_FAILED)
+			return MQIM_OB_ACT_INVALID;
+		s->state = MQIM_MSG_QUEUED;
+		s->attempts = 0;
+		s->next_at = 0;
+		s->err = 0;
+		act = MQIM_OB_ACT_SAVE | MQIM_OB_ACT_NOTIFY;
+		ns = MQIM_MSG_QUEUED;
+		break;
+	default:
+		return MQIM_OB_ACT_INVALID;
+	}
+	if (notify_state)
+		*notify_state = ns;
+	return act;
+}
+
+#define ROW_COLS "seq, id, kind, peer, is_group, qos, payload, state, attempts, next_at, created, err"
+
+int mqim__ob_open(struct mqim__outbox *ob, struct mqim__db *db)
+{
+	struct { const char *sql; sqlite3_stmt **st; } stmts[] = {
+		{ "INSERT INTO outbox(id, kind, peer, is_group, qos, payload, state, attempts,"
+		  " next_at, created, err) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, ?8, 0)", &ob->ins },
+		{ "UPDATE outbox SET state=?2, attempts=?3, next_at=?4, err=?5 WHERE seq=?1", &ob->save },
+		{ "DELETE FROM outbox WHERE seq=?1", &ob->del },
+		{ "SELECT " ROW_COLS " FROM outbox WHERE id=?1", &ob->by_id },
+		{ "SELECT " ROW_COLS " FROM outbox WHERE state=1 OR (state=2 AND next_at<=?1)"
+		  " ORDER BY seq LIMIT ?2", &ob->due },
+		{ "SELECT min(next_at) FROM outbox WHERE state=2", &ob->next_due },
+		{ "SELECT " ROW_COLS " FROM outbox WHERE kind=0 ORDER BY seq", &ob->list },
+		{ "SELECT count(*) FROM outbox", &ob->count },
+	};
+	memset(ob, 0, sizeof *ob);
+	ob->db = db;
+	for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
+		int rc = mqim__db_prepare(db, stmts[i].sql, stmts[i].st);
+		if (rc != MQIM_OK) {
+			mqim__ob_close(ob);
+			return rc;
+		}
+	}
+	return MQIM_OK;
+}
+
+void mqim__ob_close(struct mqim__outbox *ob)
+{
+	sqlite3_stmt *all[] = { ob->ins, ob->save, ob->del, ob->by_id, ob->due,
+				ob->next_due, ob->list, ob->count };
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+		sqlite3_finalize(all[i]);
+	memset(ob, 0, sizeof *ob);
+}
+
+int mqim__ob_add(struct mqim__outbox *ob, struct mqim__ob_row *r)
+{
+	sqlite3_stmt *st = ob->ins;
+	sqlite3_bind_blob(st, 1, r->id, 16, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, r->kind);
+	sqlite3_bind_text(st, 3, r->peer, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, r->is_group);
+	sqlite3_bind_int(st, 5, r->qos);
+	sqlite3_bind_blob(st, 6, r->payload, (int)r->len, SQLITE_STATIC);
+	sqlite3_bind_int(st, 7, MQIM_MSG_QUEUED);
+	sqlite3_bind_int64(st, 8, r->created);
+	int rc = mqim__db_step_done(st);
+	if (rc == MQIM_OK) {
+		r->seq = sqlite3_last_insert_rowid(ob->db->h);
+		memset(&r->fsm, 0, sizeof r->fsm);
+		r->fsm.state = MQIM_MSG_QUEUED;
+	}
+	return rc;
+}
+
+int mqim__ob_save(struct mqim__outbox *ob, const struct mqim__ob_row *r)
+{
+	sqlite3_stmt *st = ob->save;
+	sqlite3_bind_int64(st, 1, r->seq);
+	sqlite3_bind_int(st, 2, r->fsm.state);
+	sqlite3_bind_int64(st, 3, r->fsm.attempts);
+	sqlite3_bind_int64(st, 4, r->fsm.next_at);
+	sqlite3_bind_int(st, 5, r->fsm.err);
+	return mqim__db_step_done(st);
+}
+
+int mqim__ob_delete(struct mqim__outbox *ob, int64_t seq)
+{
+	sqlite3_bind_int64(ob->del, 1, seq);
+	return mqim__db_step_done(ob->del);
+}
+
+static void read_row(sqlite3_stmt *st, struct mqim__ob_row *r)
+{
+	memset(r, 0, sizeof *r);
+	r->seq = sqlite3_column_int64(st, 0);
+	const void *id = sqlite3_column_blob(st, 1);
+	if (id && sqlite3_column_bytes(st, 1) == 16)
+		memcpy(r->id, id, 16);
+	r->kind = sqlite3_column_int(st, 2);
+	r->peer = (const char *)sqlite3_column_text(st, 3);
+	r->is_group = sqlite3_column_int(st, 4) != 0;
+	r->qos = sqlite3_column_int(st, 5);
+	r->payload = sqlite3_column_blob(st, 6);
+	r->len = (size_t)sqlite3_column_bytes(st, 6);
+	r->fsm.state = sqlite3_column_int(st, 7);
+	r->fsm.attempts = (unsigned)sqlite3_column_int64(st, 8);
+	r->fsm.next_at = sqlite3_column_int64(st, 9);
+	r->created = sqlite3_column_int64(st, 10);
+	r->fsm.err = sqlite3_column_int(st, 11);
+	if (!r->peer)
+		r->peer = "";
+}
+
+int mqim__ob_find(struct mqim__outbox *ob, const uint8_t id[16], struct mqim__ob_row *r,
+		  char peer[65])
+{
+	sqlite3_stmt *st = ob->by_id;
+	sqlite3_bind_blob(st, 1, id, 16, SQLITE_TRANSIENT);
+	int s = sqlite3_step(st);
+	int rc = s == SQLITE_DONE ? MQIM_ENOTFOUND : mqim__db_err(s);
+	if (s == SQLITE_ROW) {
+		read_row(st, r);
+		snprintf(peer, 65, "%s", r->peer);
+		r->peer = peer;
+		r->payload = NULL;
+		r->len = 0;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+static int walk(sqlite3_stmt *st, int (*cb)(void *ctx, struct mqim__ob_row *r), void *ctx)
+{
+	struct mqim__ob_row r;
+	int rc = MQIM_OK, s;
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		read_row(st, &r);
+		rc = cb(ctx, &r);
+		if (rc != 0)
+			break;
+	}
+	if (rc == MQIM_OK && s != SQLITE_DONE && s != SQLITE_ROW)
+		rc = mqim__db_err(s);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+int mqim__ob_due(struct mqim__outbox *ob, int64_t now, unsigned limit,
+		 int (*cb)(void *ctx, struct mqim__ob_row *r), void *ctx)
+{
+	sqlite3_bind_int64(ob->due, 1, now);
+	sqlite3_bind_int64(ob->due, 2, limit);
+	return walk(ob->due, cb, ctx);
+}
+
+int64_t mqim__ob_next_due(struct mqim__outbox *ob)
+{
+	int64_t v = INT64_MAX;
+	if (sqlite3_step(ob->next_due) == SQLITE_ROW &&
+	    sqlite3_column_type(ob->next_due, 0) != SQLITE_NULL)
+		v = sqlite3_column_int64(ob->next_due, 0);
+	sqlite3_reset(ob->next_due);
+	return v;
+}
+
+int mqim__ob_list(struct mqim__outbox *ob, int (*cb)(void *ctx, struct mqim__ob_row *r), void *ctx)
+{
+	return walk(ob->list, cb, ctx);
+}
+
+int64_t mqim__ob_count(struct mqim__outbox *ob)
+{
+	int64_t v = -1;
+	if (sqlite3_step(ob->count) == SQLITE_ROW)
+		v = sqlite3_column_int64(ob->count, 0);
+	sqlite3_reset(ob->count);
+	return v;
+}

@@ -1,0 +1,122 @@
+/* outbox.h - the outbox: what is still to be done on the wire, on disk.
+ *
+ * Each row is one envelope to publish: a message (kind MSG), or a receipt
+ * this client owes (RCPT, READ).  A row is written before the application
+ * hears "queued", is published in seq order, and leaves the outbox when its
+ * work is done: a receipt when the broker acknowledged it, a QoS 0 message
+ * when it was written to the network once, a QoS 1/2 message when its
+ * delivery receipt arrives.
+ *
+ * The rules of a row's life are one pure function, mqim__ob_step(), unit
+ * tested on its own; the rest of this file stores its results.
+ *
+ * Thread rules: the functions that take a struct mqim__outbox run on the
+ * thread that owns the database connection.  Rows given to callbacks are
+ * valid only until the callback returns.
+ */
+#ifndef MQIM_CLIENT_OUTBOX_H
+#define MQIM_CLIENT_OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+
+enum mqim__ob_kind {
+	MQIM_OB_MSG = 0,
+	MQIM_OB_RCPT = 1,
+	MQIM_OB_READ = 2,
+};
+
+/* Row states: the mqim_msg_state values QUEUED (not yet acknowledged by the
+ * broker), SENT (acknowledged, waiting for the receipt) and FAILED. */
+
+enum mqim__ob_event {
+	MQIM_OB_EV_PUBLISH,   /* handed to the network (an attempt) */
+	MQIM_OB_EV_ACK,       /* broker acknowledged (QoS 0: written) */
+	MQIM_OB_EV_REFUSED,   /* broker refused it (reason code >= 0x80) */
+	MQIM_OB_EV_DUE,       /* a SENT row's resend time came */
+	MQIM_OB_EV_RCPT,      /* its delivery receipt arrived */
+	MQIM_OB_EV_READ,      /* its read receipt arrived */
+	MQIM_OB_EV_RETRY,     /* mqim_retry() */
+};
+
+struct mqim__ob_cfg {
+	unsigned resend_timeout_ms;
+	unsigned max_resends;
+};
+
+/* The mutable part of a row. */
+struct mqim__ob_fsm {
+	int state;          /* enum mqim_msg_state: QUEUED, SENT, FAILED */
+	unsigned attempts;  /* publishes so far */
+	int64_t next_at;    /* SENT: wall ms when a resend is due */
+	int err;            /* FAILED: why */
+};
+
+/* What the caller must do after a step (bit flags). */
+#define MQIM_OB_ACT_SAVE    0x01  /* write the new fsm to the row */
+#define MQIM_OB_ACT_DELETE  0x02  /* remove the row */
+#define MQIM_OB_ACT_PUBLISH 0x04  /* publish the payload again now */
+#define MQIM_OB_ACT_NOTIFY  0x08  /* report the message's new state */
+#define MQIM_OB_ACT_INVALID 0x10  /* the event makes no sense in this state: ignored */
+
+/* Apply ev at wall time now to a row of this kind and qos.  *s is updated;
+ * *notify_state (may be NULL) receives the state to report when NOTIFY is
+ * set: for RCPT / READ events, DELIVERED / READ, which are not row states
+ * (the row is deleted).  This function can't fail. */
+unsigned mqim__ob_step(const struct mqim__ob_cfg *cfg, int kind, int qos,
+		       struct mqim__ob_fsm *s, enum mqim__ob_event ev, int64_t now,
+		       int *notify_state);
+
+/* One row. */
+struct mqim__ob_row {
+	int64_t seq;
+	uint8_t id[16];
+	int kind;
+	const char *peer;       /* recipient user or group */
+	bool is_group;
+	int qos;
+	const void *payload;
+	size_t len;
+	int64_t created;
+	struct mqim__ob_fsm fsm;
+};
+
+struct mqim__outbox {
+	struct mqim__db *db;
+	sqlite3_stmt *ins, *save, *del, *by_id, *due, *next_due, *list, *count;
+};
+
+int mqim__ob_open(struct mqim__outbox *ob, struct mqim__db *db);
+void mqim__ob_close(struct mqim__outbox *ob);
+
+/* Append a row in state QUEUED; sets r->seq.  MQIM_EEXISTS when the id is
+ * there already. */
+int mqim__ob_add(struct mqim__outbox *ob, struct mqim__ob_row *r);
+
+/* Write back r->fsm for row r->seq, or delete it. */
+int mqim__ob_save(struct mqim__outbox *ob, const struct mqim__ob_row *r);
+int mqim__ob_delete(struct mqim__outbox *ob, int64_t seq);
+
+/* Find the row with this id; fills *r without its payload (r->payload
+ * NULL), its peer copied into peer.  MQIM_ENOTFOUND when none. */
+int mqim__ob_find(struct mqim__outbox *ob, const uint8_t id[16], struct mqim__ob_row *r,
+		  char peer[65]);
+
+/* Rows to publish now, in seq order: QUEUED ones and SENT ones whose
+ * next_at <= now; at most limit.  cb may return non-zero to stop. */
+int mqim__ob_due(struct mqim__outbox *ob, int64_t now, unsigned limit,
+		 int (*cb)(void *ctx, struct mqim__ob_row *r), void *ctx);
+
+/* Earliest next_at of the SENT rows, or INT64_MAX when none. */
+int64_t mqim__ob_next_due(struct mqim__outbox *ob);
+
+/* Every row of kind MSG, in seq order. */
+int mqim__ob_list(struct mqim__outbox *ob, int (*cb)(void *ctx, struct mqim__ob_row *r), void *ctx);
+
+/* Number of rows (all kinds). */
+int64_t mqim__ob_count(struct mqim__outbox *ob);
+
+#endif

@@ -1,0 +1,435 @@
+/* send.c - sending: mqim_send, the outbox pump, acknowledgements, resends,
+ * mqim_retry, mqim_mark_read and the receipts this client owes.
+ *
+ * The pump publishes outbox rows in seq order while fewer than `window`
+ * publishes wait for their acknowledgement (window = min(max_inflight, the
+ * broker's Receive Maximum)), so the broker is never asked to hold more
+ * QoS 1/2 messages in flight than it said it can.  Each publish waits in a
+ * slot with a deadline (ack_timeout_ms); a missed deadline means the link
+ * is dead (link.c).  What a row does next is decided by mqim__ob_step().
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "names.h"
+
+void mqim__peer_topic(char out[80], const char *peer, bool is_group)
+{
+	snprintf(out, 80, "%s%s", is_group ? "im/g/" : "im/u/", peer);
+}
+
+/* ---- in-flight slots --------------------------------------------------------- */
+
+static int slot_find(mqim_client *c, int64_t seq)
+{
+	for (unsigned i = 0; i < c->nslots; i++)
+		if (c->slots[i].used && c->slots[i].seq == seq)
+			return (int)i;
+	return -1;
+}
+
+static bool slot_add(mqim_client *c, int64_t seq)
+{
+	for (unsigned i = 0; i < c->nslots; i++) {
+		if (!c->slots[i].used) {
+			c->slots[i] = (struct mqim__slot){ seq, mqim__mono_ms() + c->o.ack_timeout_ms, true };
+			c->inflight_n++;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void slot_remove(mqim_client *c, int64_t seq)
+{
+	int i = slot_find(c, seq);
+	if (i >= 0) {
+		c->slots[i].used = false;
+		c->inflight_n--;
+	}
+}
+
+void mqim__inflight_clear(mqim_client *c)
+{
+	memset(c->slots, 0, c->nslots * sizeof *c->slots);
+	c->inflight_n = 0;
+}
+
+int64_t mqim__inflight_deadline(mqim_client *c)
+{
+	int64_t t = INT64_MAX;
+	if (c->inflight_n == 0)
+		return t;
+	for (unsigned i = 0; i < c->nslots; i++)
+		if (c->slots[i].used && c->slots[i].deadline < t)
+			t = c->slots[i].deadline;
+	return t;
+}
+
+/* ---- message states ----------------------------------------------------------- */
+
+/* Move our message id to state `next` in the history and report it if that
+ * changed anything. */
+void mqim__msg_update(mqim_client *c, const uint8_t id[16], int next, int err)
+{
+	int cur;
+	bool outgoing;
+	if (mqim__hist_get(&c->hist, c->user, id, &cur, &outgoing, NULL, NULL) != MQIM_OK || !outgoing)
+		return;
+	int ns = mqim__msg_state_merge(cur, next);
+	if (ns != cur && mqim__hist_set_state(&c->hist, c->user, id, ns) == MQIM_OK)
+		mqim__note_msg_state(c, id, ns, ns == MQIM_MSG_FAILED ? err : MQIM_OK);
+}
+
+/* Apply the actions of a step to row r. */
+static int apply(mqim_client *c, struct mqim__ob_row *r, unsigned act, int ns)
+{
+	int rc = MQIM_OK;
+	if (act & MQIM_OB_ACT_DELETE)
+		rc = mqim__ob_delete(&c->ob, r->seq);
+	else if (act & MQIM_OB_ACT_SAVE)
+		rc = mqim__ob_save(&c->ob, r);
+	if (rc == MQIM_OK && (act & MQIM_OB_ACT_NOTIFY) && r->kind == MQIM_OB_MSG)
+		mqim__msg_update(c, r->id, ns, r->fsm.err);
+	return rc;
+}
+
+/* ---- mqim_send --------------------------------------------------------------- */
+
+struct send_req {
+	const char *to;
+	bool is_group;
+	const char *ct;
+	const void *body;
+	size_t len;
+	int qos;
+	uint8_t id[16];
+	uint64_t ts;
+	void *payload;
+	size_t plen;
+};
+
+static int do_send(mqim_client *c, void *arg)
+{
+	struct send_req *q = arg;
+	struct mqim__ob_row row;
+	struct mqim_message m;
+	int rc;
+
+	if (c->st == MQIM_STATE_LOGGED_OUT)
+		return MQIM_ECLOSED;
+	memset(&row, 0, sizeof row);
+	memcpy(row.id, q->id, 16);
+	row.kind = MQIM_OB_MSG;
+	row.peer = q->to;
+	row.is_group = q->is_group;
+	row.qos = q->qos;
+	row.payload = q->payload;
+	row.len = q->plen;
+	row.created = (int64_t)q->ts;
+
+	memset(&m, 0, sizeof m);
+	memcpy(m.id, q->id, 16);
+	m.kind = "msg";
+	m.from = c->user;
+	m.to = q->to;
+	m.is_group = q->is_group;
+	m.ts = m.bts = q->ts;
+	m.content_type = q->ct;
+	m.body = q->body;
+	m.body_len = q->len;
+	m.outgoing = true;
+	m.state = MQIM_MSG_QUEUED;
+
+	rc = mqim__work_begin(c);
+	if (rc == MQIM_OK)
+		rc = mqim__ob_add(&c->ob, &row);
+	if (rc == MQIM_OK)
+		rc = mqim__hist_add(&c->hist, q->to, &m);
+	return mqim__work_end(c, rc);
+}
+
+MQIM_EXPORT int mqim_send(mqim_client *c, const char *to, bool is_group,
+			  const char *ct, const void *body, size_t len, int qos,
+			  uint8_t id_out[MQIM_ID_LEN])
+{
+	struct send_req q;
+	struct mqim_env env;
+	int rc;
+
+	if (!c || !to || qos < 0 || qos > 2 || (!body && len > 0) || len > (size_t)INT32_MAX)
+		return MQIM_EINVAL;
+	if (ct && (!*ct || strlen(ct) > 255))
+		return MQIM_EINVAL;
+	if (!mqim_name_valid(to))
+		return MQIM_EBADNAME;
+	if (len > c->o.max_payload)
+		return MQIM_ETOOBIG;
+
+	memset(&q, 0, sizeof q);
+	q.to = to;
+	q.is_group = is_group;
+	q.ct = ct ? ct : "text/plain";
+	q.body = body ? body : "";
+	q.len = len;
+	q.qos = qos;
+	q.ts = (uint64_t)mqim__now_ms();
+	mqim__new_id(c, q.id);
+
+	memset(&env, 0, sizeof env);
+	env.v = MQIM_ENV_VERSION;
+	memcpy(env.id, q.id, 16);
+	env.t = (struct mqim_str){ "msg", 3 };
+	env.fr = (struct mqim_str){ c->user, strlen(c->user) };
+	env.to = (struct mqim_str){ to, strlen(to) };
+	env.ts = q.ts;
+	if (ct)
+		env.ct = (struct mqim_str){ ct, strlen(ct) };
+	env.body = q.body;
+	env.body_len = len;
+	env.has_body = true;
+	/* Text goes as a MessagePack str, anything else as bin. */
+	env.body_is_str = strncmp(q.ct, "text/", 5) == 0;
+	rc = mqim_env_encode(&env, &q.payload, &q.plen);
+	if (rc != MQIM_OK)
+		return rc;
+	if (q.plen > c->o.max_payload) {
+		free(q.payload);
+		return MQIM_ETOOBIG;
+	}
+	rc = mqim__call(c, do_send, &q);
+	free(q.payload);
+	if (rc == MQIM_OK && id_out)
+		memcpy(id_out, q.id, 16);
+	return rc;
+}
+
+/* ---- receipts owed --------------------------------------------------------------- */
+
+int mqim__queue_receipt(mqim_client *c, const char *t, const char *to, const uint8_t ref[16])
+{
+	struct mqim_env env;
+	struct mqim__ob_row row;
+	void *payload = NULL;
+	size_t plen = 0;
+
+	memset(&env, 0, sizeof env);
+	env.v = MQIM_ENV_VERSION;
+	mqim__new_id(c, env.id);
+	env.t = (struct mqim_str){ t, strlen(t) };
+	env.fr = (struct mqim_str){ c->user, strlen(c->user) };
+	env.to = (struct mqim_str){ to, strlen(to) };
+	env.ts = (uint64_t)mqim__now_ms();
+	memcpy(env.ref, ref, 16);
+	env.has_ref = true;
+	int rc = mqim_env_encode(&env, &payload, &plen);
+	if (rc != MQIM_OK)
+		return rc;
+	memset(&row, 0, sizeof row);
+	memcpy(row.id, env.id, 16);
+	row.kind = strcmp(t, "read") == 0 ? MQIM_OB_READ : MQIM_OB_RCPT;
+	row.peer = to;
+	row.qos = 1;
+	row.payload = payload;
+	row.len = plen;
+	row.created = (int64_t)env.ts;
+	rc = mqim__ob_add(&c->ob, &row);
+	free(payload);
+	return rc;
+}
+
+/* ---- the pump ------------------------------------------------------------------- */
+
+struct due_row {
+	struct mqim__ob_row r;
+	char peer[65];
+	void *payload;
+};
+
+struct collect {
+	mqim_client *c;
+	struct due_row *rows;
+	unsigned n, max;
+};
+
+static int collect_cb(void *ctx, struct mqim__ob_row *r)
+{
+	struct collect *col = ctx;
+	if (slot_find(col->c, r->seq) >= 0)
+		return 0;   /* already in flight */
+	if (col->n == col->max)
+		return 1;
+	struct due_row *d = &col->rows[col->n];
+	d->payload = malloc(r->len ? r->len : 1);
+	if (!d->payload)
+		return 1;
+	memcpy(d->payload, r->payload, r->len);
+	d->r = *r;
+	snprintf(d->peer, sizeof d->peer, "%s", r->peer);
+	d->r.peer = d->peer;
+	d->r.payload = d->payload;
+	col->n++;
+	return 0;
+}
+
+/* One round: publish up to the free room.  Returns how many went out, or
+ * -1 when publishing failed (the link is going). */
+static int pump_round(mqim_client *c, int64_t now)
+{
+	unsigned room = c->window - c->inflight_n;
+	struct collect col = { c, calloc(room, sizeof(struct due_row)), 0, room };
+	int sent = 0, rc;
+
+	if (!col.rows)
+		return -1;
+	mqim__ob_due(&c->ob, now, room + c->inflight_n, collect_cb, &col);
+	rc = col.n ? mqim__work_begin(c) : MQIM_OK;
+	for (unsigned i = 0; i < col.n && rc == MQIM_OK && sent >= 0; i++) {
+		struct mqim__ob_row *r = &col.rows[i].r;
+		char topic[80];
+		int ns = 0;
+		unsigned act;
+
+		if (r->fsm.state == MQIM_MSG_SENT) {
+			act = mqim__ob_step(&c->obcfg, r->kind, r->qos, &r->fsm, MQIM_OB_EV_DUE, now, &ns);
+			if (!(act & MQIM_OB_ACT_PUBLISH)) {
+				if (!(act & MQIM_OB_ACT_INVALID))
+					rc = apply(c, r, act, ns);
+				continue;
+			}
+		}
+		act = mqim__ob_step(&c->obcfg, r->kind, r->qos, &r->fsm, MQIM_OB_EV_PUBLISH, now, &ns);
+		if (act & MQIM_OB_ACT_INVALID)
+			continue;
+		mqim__peer_topic(topic, r->peer, r->is_group);
+		if (mqim__link_publish(c, topic, r->payload, r->len, r->qos, false, r->seq, r->id) != MQIM_OK) {
+			sent = -1;
+			break;
+		}
+		slot_add(c, r->seq);
+		rc = apply(c, r, act, ns);
+		sent++;
+	}
+	if (col.n)
+		mqim__work_end(c, rc);
+	for (unsigned i = 0; i < col.n; i++)
+		free(col.rows[i].payload);
+	free(col.rows);
+	return sent;
+}
+
+void mqim__pump(mqim_client *c)
+{
+	if (c->st == MQIM_STATE_CONNECTED && c->h) {
+		int64_t now = mqim__now_ms();
+		while (c->inflight_n < c->window) {
+			if (pump_round(c, now) <= 0)
+				break;
+		}
+	}
+	c->next_due = mqim__ob_next_due(&c->ob);
+}
+
+void mqim__pub_done(mqim_client *c, struct mqim__ev *ev)
+{
+	struct mqim__ob_row r;
+	char peer[65];
+	int ns = 0;
+
+	if (ev->epoch != c->epoch)
+		return;   /* the handle it came from is gone; so is its slot */
+	slot_remove(c, ev->seq);
+	if (ev->seq < 0 || (!ev->ok && !ev->refused))
+		return;   /* presence, or no answer: the row stays and goes again */
+	if (mqim__ob_find(&c->ob, ev->id, &r, peer) != MQIM_OK)
+		return;   /* its receipt came first */
+	unsigned act = mqim__ob_step(&c->obcfg, r.kind, r.qos, &r.fsm,
+				     ev->ok ? MQIM_OB_EV_ACK : MQIM_OB_EV_REFUSED, mqim__now_ms(), &ns);
+	if (act & MQIM_OB_ACT_INVALID)
+		return;
+	if (ev->refused) {
+		char hex[MQIM_ID_HEX_LEN + 1];
+		mqim__note_error(c, MQIM_EDENIED, "the broker refused %s %s to %s (reason 0x%02x)",
+				 r.kind == MQIM_OB_MSG ? "message" : "receipt",
+				 mqim_id_to_hex(r.id, hex), r.peer, ev->reason);
+	}
+	int rc = mqim__work_begin(c);
+	if (rc == MQIM_OK)
+		rc = apply(c, &r, act, ns);
+	mqim__work_end(c, rc);
+}
+
+/* ---- mqim_retry, mqim_mark_read -------------------------------------------------- */
+
+static int do_retry(mqim_client *c, void *arg)
+{
+	const uint8_t *id = arg;
+	struct mqim__ob_row r;
+	char peer[65];
+	int ns = 0;
+
+	int rc = mqim__ob_find(&c->ob, id, &r, peer);
+	if (rc != MQIM_OK)
+		return rc;
+	if (r.kind != MQIM_OB_MSG)
+		return MQIM_ENOTFOUND;
+	unsigned act = mqim__ob_step(&c->obcfg, r.kind, r.qos, &r.fsm, MQIM_OB_EV_RETRY,
+				     mqim__now_ms(), &ns);
+	if (act & MQIM_OB_ACT_INVALID)
+		return MQIM_ESTATE;
+	rc = mqim__work_begin(c);
+	if (rc == MQIM_OK)
+		rc = apply(c, &r, act, ns);
+	return mqim__work_end(c, rc);
+}
+
+MQIM_EXPORT int mqim_retry(mqim_client *c, const uint8_t id[MQIM_ID_LEN])
+{
+	uint8_t copy[16];
+	if (!c || !id)
+		return MQIM_EINVAL;
+	memcpy(copy, id, 16);
+	return mqim__call(c, do_retry, copy);
+}
+
+struct read_req {
+	const char *from;
+	uint8_t id[16];
+};
+
+static int do_mark_read(mqim_client *c, void *arg)
+{
+	struct read_req *q = arg;
+	int state;
+	bool outgoing;
+
+	if (c->st == MQIM_STATE_LOGGED_OUT)
+		return MQIM_ECLOSED;
+	int rc = mqim__hist_get(&c->hist, q->from, q->id, &state, &outgoing, NULL, NULL);
+	if (rc != MQIM_OK)
+		return rc;
+	if (outgoing)
+		return MQIM_ENOTFOUND;
+	if (state == MQIM_MSG_READ)
+		return MQIM_OK;
+	rc = mqim__work_begin(c);
+	if (rc == MQIM_OK)
+		rc = mqim__hist_set_state(&c->hist, q->from, q->id, MQIM_MSG_READ);
+	if (rc == MQIM_OK)
+		rc = mqim__queue_receipt(c, "read", q->from, q->id);
+	return mqim__work_end(c, rc);
+}
+
+MQIM_EXPORT int mqim_mark_read(mqim_client *c, const char *from, const uint8_t id[MQIM_ID_LEN])
+{
+	struct read_req q;
+	if (!c || !id)
+		return MQIM_EINVAL;
+	if (!mqim_name_valid(from))
+		return MQIM_EBADNAME;
+	q.from = from;
+	memcpy(q.id, id, 16);
+	return mqim__call(c, do_mark_read, &q);
+}
