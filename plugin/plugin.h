@@ -120,6 +120,7 @@ void mqim__users_free(struct mqim_ctx *ctx);
 
 struct mqim_session {
 	UT_hash_handle hh;          /* ctx->sessions, key: client pointer; oldest first */
+	UT_hash_handle hh_id;       /* ctx->sessions_by_id, key: client_id */
 	const struct mosquitto *client;
 	char *client_id;            /* owned copy, for targeted kicks */
 	time_t token_exp;           /* 0, or when the login token expires */
@@ -228,6 +229,7 @@ struct mqim_ctx {
 	uint32_t next_user_idx;
 
 	struct mqim_session *sessions;  /* by client pointer */
+	struct mqim_session *sessions_by_id; /* the same, by client id */
 	struct mqim_kick *kicks;        /* to run at the next tick */
 
 	struct mqim_dedup *dedup;

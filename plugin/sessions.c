@@ -38,15 +38,30 @@ static void session_free(struct mqim_session *s)
 	mqim__free(s);
 }
 
+static void session_drop(struct mqim_ctx *ctx, struct mqim_session *s)
+{
+	user_online(ctx, s->user, -1);
+	HASH_DEL(ctx->sessions, s);
+	HASH_DELETE(hh_id, ctx->sessions_by_id, s);
+	session_free(s);
+}
+
 void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, const char *user,
 		       time_t token_exp)
 {
 	struct mqim_session *s;
+	const char *id = mosquitto_client_id(client);
 	HASH_FIND_PTR(ctx->sessions, &client, s);
-	if (s) { /* the same connection logging in again cannot happen; be safe */
-		user_online(ctx, s->user, -1);
-		HASH_DEL(ctx->sessions, s);
-		session_free(s);
+	if (s) /* the same connection logging in again cannot happen; be safe */
+		session_drop(ctx, s);
+	/* A login with the client id of a live session takes that session over:
+	 * Mosquitto sends the old connection's will next, and it must be judged
+	 * as a will (acl.c), so the old session ends here, not at its
+	 * disconnect event. */
+	if (id) {
+		HASH_FIND(hh_id, ctx->sessions_by_id, id, strlen(id), s);
+		if (s)
+			session_drop(ctx, s);
 	}
 	s = mqim__calloc(1, sizeof(*s));
 	if (s)
@@ -63,6 +78,7 @@ void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, con
 	s->token_exp = token_exp;
 	snprintf(s->user, sizeof(s->user), "%s", user);
 	HASH_ADD_PTR(ctx->sessions, client, s);
+	HASH_ADD_KEYPTR(hh_id, ctx->sessions_by_id, s->client_id, strlen(s->client_id), s);
 	user_online(ctx, user, +1);
 	struct mqim_user *u = mqim__user_find(ctx, user);
 	if (ctx->opts.max_sessions && u && u->online > ctx->opts.max_sessions)
@@ -73,11 +89,8 @@ void mqim__session_remove(struct mqim_ctx *ctx, const struct mosquitto *client)
 {
 	struct mqim_session *s;
 	HASH_FIND_PTR(ctx->sessions, &client, s);
-	if (!s)
-		return;
-	user_online(ctx, s->user, -1);
-	HASH_DEL(ctx->sessions, s);
-	session_free(s);
+	if (s)
+		session_drop(ctx, s);
 }
 
 void mqim__sessions_free(struct mqim_ctx *ctx)
@@ -85,6 +98,7 @@ void mqim__sessions_free(struct mqim_ctx *ctx)
 	struct mqim_session *s, *tmp;
 	HASH_ITER(hh, ctx->sessions, s, tmp) {
 		HASH_DEL(ctx->sessions, s);
+		HASH_DELETE(hh_id, ctx->sessions_by_id, s);
 		session_free(s);
 	}
 	while (ctx->kicks) {
