@@ -185,6 +185,26 @@ static int connect_and_fire_will(const char *cid, const char *user, const char *
 	return rc;
 }
 
+/* Fail if any message reaches c within QUIET_MS; frees c. */
+static void expect_no_will(struct tclient *c)
+{
+	char topics[512] = "";
+	struct tmsg m;
+	while (tclient_recv(c, &m, QUIET_MS) == 1) {
+		struct mqim_env got;
+		size_t n = strlen(topics);
+		if (mqim_env_decode(m.payload, m.len, 0, &got, NULL) == 0 && got.has_body)
+			snprintf(topics + n, sizeof topics - n, " %s (\"%.*s\")", m.topic,
+				 (int)got.body_len, (const char *)got.body);
+		else
+			snprintf(topics + n, sizeof topics - n, " %s", m.topic);
+		tmsg_free(&m);
+	}
+	tclient_free(c);
+	if (topics[0])
+		fail_msg("wills were delivered on:%s", topics);
+}
+
 /* A will to another user's inbox or to a group is refused at login or never
  * delivered, even with a valid envelope. */
 static void will_to_other_topics_never_delivered(void **state)
@@ -219,16 +239,35 @@ static void will_to_other_topics_never_delivered(void **state)
 	rc = connect_and_fire_will("alice/w4", "alice", ALICE_PW, "chat/bob", "x", 1, false);
 	assert_true(rc == 0 || rc == NOT_AUTHORIZED);
 
-	char topics[512] = "";
-	struct tmsg m;
-	while (tclient_recv(bob, &m, QUIET_MS) == 1) {
-		size_t n = strlen(topics);
-		snprintf(topics + n, sizeof topics - n, " %s", m.topic);
-		tmsg_free(&m);
+	expect_no_will(bob);
+}
+
+/* A session taken over sends its will before its connection is closed
+ * (Mosquitto's handle_connect): that path must not deliver a will to
+ * another user's inbox either. */
+static void will_by_takeover_never_delivered(void **state)
+{
+	struct tclient *bob = tclient_login(broker.port, "bob/wt", "bob", BOB_PW);
+	assert_non_null(bob);
+	assert_int_equal(tclient_subscribe(bob, "im/u/bob", 1), 1);
+
+	void *env = NULL;
+	size_t len = tenv_build(&env, "msg", "alice", "bob", "will by takeover", NULL);
+	assert_true(len > 0);
+	struct tclient *old = tclient_new(broker.port, "alice/w5");
+	assert_non_null(old);
+	struct tclient_will will = { "im/u/bob", env, len, 1, false };
+	int rc = tclient_connect_ex(old, "alice", ALICE_PW, true, 0, &will);
+	free(env);
+	assert_true(rc == 0 || rc == NOT_AUTHORIZED);
+	if (rc == 0) {
+		struct tclient *neu = tclient_login(broker.port, "alice/w5", "alice", ALICE_PW);
+		assert_non_null(neu);
+		assert_true(tclient_wait_disconnected(old, 3000));
+		tclient_free(neu);
 	}
-	tclient_free(bob);
-	if (topics[0])
-		fail_msg("wills were delivered on:%s", topics);
+	tclient_free(old);
+	expect_no_will(bob);
 }
 
 /* A will to the own presence topic with a valid presence envelope is
@@ -306,6 +345,7 @@ int main(void)
 		cmocka_unit_test(login_client_id_bound),
 		cmocka_unit_test(login_takeover_own_session),
 		cmocka_unit_test(will_to_other_topics_never_delivered),
+		cmocka_unit_test(will_by_takeover_never_delivered),
 		cmocka_unit_test(will_to_own_presence_delivered),
 		cmocka_unit_test(will_to_own_presence_bad_envelope),
 	};
