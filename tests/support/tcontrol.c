@@ -98,6 +98,7 @@ cJSON *tcontrol_call(struct tclient *admin, const char *cmd_json)
 	return await_response(admin, corr);
 }
 
+__attribute__((format(printf, 2, 0)))
 static cJSON *vcallf(struct tclient *admin, const char *fmt, va_list ap)
 {
 	char *text = NULL;
