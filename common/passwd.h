@@ -32,16 +32,24 @@ struct mqim_passwd_params {
 
 /* Hash password into out (an encoded NUL-terminated string, at most
  * MQIM_HASH_MAX bytes with the NUL).  params NULL means the defaults.
- * Returns MQIM_OK, MQIM_EINVAL (empty or over-long password, small out) or
- * MQIM_ENOMEM. */
+ * Returns MQIM_OK, MQIM_EINVAL (empty or over-long password, small out,
+ * parameters libargon2 refuses such as m_cost_kib < 8 * parallelism),
+ * MQIM_ENOMEM, or MQIM_EIO when the system's random generator fails. */
 int mqim_passwd_hash(const struct mqim_passwd_params *params, const char *password,
 		     char *out, size_t outlen);
 
 /* Check password against an encoded hash.  Returns MQIM_OK on a match,
- * MQIM_EAUTH on a mismatch, MQIM_EUNSUPPORTED for an unknown hash format. */
+ * MQIM_EAUTH on a mismatch (also for a NULL, empty or over-long password),
+ * MQIM_EUNSUPPORTED for an unknown or malformed hash, MQIM_ENOMEM.
+ * Understood: $argon2id$ and $argon2i$ PHC strings, Mosquitto's
+ * "$7$<iterations>$<b64 salt>$<b64 hash>" (PBKDF2-HMAC-SHA512, 64-byte key)
+ * and "$6$<b64 salt>$<b64 hash>" (SHA-512 of password then salt). */
 int mqim_passwd_verify(const char *encoded, const char *password);
 
-/* True when mqim_passwd_verify() understands this encoded hash. */
+/* True when mqim_passwd_verify() understands this encoded hash: a known
+ * format, well formed, and with costs a login can afford (argon2 at most
+ * 4 GiB, 1000 passes, 64 lanes; PBKDF2 at most 1,000,000 iterations).
+ * Nothing is hashed; cheap enough to validate imported hashes. */
 bool mqim_passwd_format_supported(const char *encoded);
 
 #endif
