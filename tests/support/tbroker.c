@@ -4,11 +4,12 @@
  * `[MQIM_BROKER_WRAPPER...] mosquitto -c <dir>/mosquitto.conf`, its stdout
  * and stderr sent to <dir>/stderr.log, its own log to <dir>/mosquitto.log.
  *
- * Global state: the pids of the brokers still running, so that an atexit
- * handler can kill them when a test aborts (a failed cmocka assertion in a
- * test that never reached tbroker_cleanup() must not leave a broker behind).
- * That table is the only mutable global, and it is touched from the test
- * thread only.
+ * Global state: the folders of the brokers made by tbroker_init() and not
+ * yet cleaned up, with the pid of each one running, so that an atexit
+ * handler can kill them and remove their folders when a test aborts (a
+ * failed cmocka assertion in a test that never reached tbroker_cleanup()
+ * must not leave a process or a folder behind).  That table is the only
+ * mutable global, and it is touched from the test thread only.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -43,41 +45,85 @@
 /* Hashing cost for test users: tiny, so tests stay fast. */
 static const struct mqim_passwd_params test_params = { 1, 64, 1 };
 
-/* ---- the table of running brokers (see the file comment) ---------------- */
+/* ---- the table of live brokers (see the file comment) -------------------- */
 
-static pid_t running[MAX_BROKERS];
+struct live {
+	char dir[256];   /* "" : a free slot */
+	pid_t pid;       /* 0: not running */
+};
+
+static struct live live[MAX_BROKERS];
 static bool atexit_installed;
 
-static void kill_all_running(void)
+static bool keep_tmp(void)
+{
+	const char *keep = getenv("MQIM_KEEP_TMP");
+	return keep && strcmp(keep, "1") == 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void remove_dir(const char *dir)
+{
+	if (!dir[0])
+		return;
+	if (keep_tmp())
+		fprintf(stderr, "tbroker: kept %s\n", dir);
+	else
+		nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* At exit: kill what still runs, remove what is left. */
+static void reap_all(void)
 {
 	for (int i = 0; i < MAX_BROKERS; i++) {
-		if (running[i] > 0) {
-			kill(running[i], SIGKILL);
-			waitpid(running[i], NULL, 0);
-			running[i] = 0;
+		if (live[i].pid > 0) {
+			kill(live[i].pid, SIGKILL);
+			waitpid(live[i].pid, NULL, 0);
 		}
+		remove_dir(live[i].dir);
+		memset(&live[i], 0, sizeof live[i]);
 	}
 }
 
-static void track(pid_t pid)
+static struct live *live_find(const char *dir)
+{
+	for (int i = 0; dir[0] && i < MAX_BROKERS; i++)
+		if (strcmp(live[i].dir, dir) == 0)
+			return &live[i];
+	return NULL;
+}
+
+static void live_add(const char *dir)
 {
 	if (!atexit_installed) {
-		atexit(kill_all_running);
+		atexit(reap_all);
 		atexit_installed = true;
 	}
 	for (int i = 0; i < MAX_BROKERS; i++) {
-		if (running[i] == 0) {
-			running[i] = pid;
+		if (!live[i].dir[0]) {
+			snprintf(live[i].dir, sizeof live[i].dir, "%s", dir);
+			live[i].pid = 0;
 			return;
 		}
 	}
 }
 
-static void untrack(pid_t pid)
+static void live_set_pid(const char *dir, pid_t pid)
 {
-	for (int i = 0; i < MAX_BROKERS; i++)
-		if (running[i] == pid)
-			running[i] = 0;
+	struct live *l = live_find(dir);
+	if (l)
+		l->pid = pid;
+}
+
+static void live_remove(const char *dir)
+{
+	struct live *l = live_find(dir);
+	if (l)
+		memset(l, 0, sizeof *l);
 }
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -369,13 +415,20 @@ static int start_once(struct tbroker *b)
 		return -1;
 	}
 	fflush(NULL);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0)
 		return -1;
-	if (pid == 0)
+	if (pid == 0) {
+		/* die with the test process, even one that crashed before its
+		 * atexit handler could run (the forking thread is the test's) */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
 		exec_broker(b);
+	}
 	b->pid = pid;
-	track(pid);
+	live_set_pid(b->dir, pid);
 
 	const char *wrapper = getenv("MQIM_BROKER_WRAPPER");
 	int r = wait_ready(b, wrapper && *wrapper ? WRAPPED_TIMEOUT_MS : START_TIMEOUT_MS);
@@ -385,7 +438,7 @@ static int start_once(struct tbroker *b)
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 	}
-	untrack(pid);
+	live_set_pid(b->dir, 0);
 	b->pid = 0;
 	if (r == 1 && log_has_bind_error(b))
 		return 1;
@@ -447,7 +500,7 @@ int tbroker_stop(struct tbroker *b)
 		kill(b->pid, SIGKILL);
 		waitpid(b->pid, &status, 0);
 	}
-	untrack(b->pid);
+	live_set_pid(b->dir, 0);
 	b->pid = 0;
 	return exit_code(status);
 }
@@ -460,7 +513,7 @@ int tbroker_signal(struct tbroker *b, int sig)
 		return -1;
 	if (sig == SIGKILL) {
 		waitpid(b->pid, NULL, 0);
-		untrack(b->pid);
+		live_set_pid(b->dir, 0);
 		b->pid = 0;
 	}
 	return 0;
@@ -497,8 +550,10 @@ int tbroker_init(struct tbroker *b, const char *extra_conf)
 	snprintf(b->dir, sizeof b->dir, "%s/mqim-tbroker-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(b->dir)) {
 		fprintf(stderr, "tbroker: mkdtemp %s: %s\n", b->dir, strerror(errno));
+		b->dir[0] = '\0';
 		return -1;
 	}
+	live_add(b->dir);
 	snprintf(b->db_path, sizeof b->db_path, "%s/mqim.db", b->dir);
 	snprintf(b->conf_path, sizeof b->conf_path, "%s/mosquitto.conf", b->dir);
 	snprintf(b->log_path, sizeof b->log_path, "%s/mosquitto.log", b->dir);
@@ -517,11 +572,6 @@ int tbroker_init(struct tbroker *b, const char *extra_conf)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 int tbroker_cleanup(struct tbroker *b)
 {
 	int status = 0;
@@ -531,11 +581,8 @@ int tbroker_cleanup(struct tbroker *b)
 		fprintf(stderr, "tbroker: mosquitto exited with status %d\n", status);
 		print_logs(b);
 	}
-	const char *keep = getenv("MQIM_KEEP_TMP");
-	if (b->dir[0] && !(keep && strcmp(keep, "1") == 0))
-		nftw(b->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-	else if (b->dir[0])
-		fprintf(stderr, "tbroker: kept %s\n", b->dir);
+	remove_dir(b->dir);
+	live_remove(b->dir);
 	b->dir[0] = '\0';
 	return status;
 }
