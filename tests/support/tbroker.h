@@ -18,8 +18,11 @@
  * extra_conf sets the same option (e.g. "allow_anonymous true\n"), because
  * Mosquitto refuses most options given twice.
  *
- * Every broker still running at exit is killed (atexit), so a failed test
- * never leaves a process behind.
+ * At exit every broker not cleaned up is killed and its folder removed, so a
+ * failed assertion leaves nothing behind; a broker also dies with a test
+ * process that crashed.  When the test binary is built with AddressSanitizer
+ * (make SANITIZE=address,...) the broker gets the ASan runtime preloaded, so
+ * that a stock mosquitto can load the sanitized plugin.
  * Not thread-safe: use a struct tbroker from one thread.
  */
 #ifndef MQIM_TBROKER_H
@@ -43,9 +46,11 @@ struct tbroker {
  * e.g. "plugin_opt_dedup_window 5\n".  Returns 0 or -1. */
 int tbroker_init(struct tbroker *b, const char *extra_conf);
 
-/* Start mosquitto (the conf is written now, from b->extra_conf, so a test
- * may change extra_conf between a stop and a start) and wait until the port accepts connections (10 s at
- * most).  Returns 0 or -1 (with the log printed to stderr). */
+/* Start mosquitto and wait until the port accepts connections (10 s at
+ * most, 60 s under a wrapper).  The conf is written now from b->extra_conf,
+ * so a test may change extra_conf between a stop and a start.  If the port
+ * was taken meanwhile, another one is picked.  Returns 0 or -1 (with the
+ * logs printed to stderr). */
 int tbroker_start(struct tbroker *b);
 
 /* SIGTERM and wait (10 s, then SIGKILL).  Returns the exit status. */
