@@ -290,6 +290,32 @@ static inline bool tc_wait_msgs(struct tc *t, size_t n, int timeout_ms)
 	return ok;
 }
 
+/* Number of states reported so far. */
+static inline int tc_nstates(struct tc *t)
+{
+	pthread_mutex_lock(&t->mu);
+	int n = t->nstates;
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
+/* Wait until state st is reported at index >= from (a state that may have
+ * come and gone already). */
+static inline bool tc_wait_state_after(struct tc *t, enum mqim_state st, int from, int timeout_ms)
+{
+	int64_t deadline = tc_now() + timeout_ms;
+	bool ok = false;
+	pthread_mutex_lock(&t->mu);
+	for (;;) {
+		for (int i = from; i < t->nstates && !ok; i++)
+			ok = t->states[i] == (int)st;
+		if (ok || !tc_wait_locked(t, deadline))
+			break;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return ok;
+}
+
 static inline size_t tc_nmsgs(struct tc *t)
 {
 	pthread_mutex_lock(&t->mu);
