@@ -390,9 +390,11 @@ int session_wait_msg(struct session *s, enum mqim_msg_state want, int timeout_ms
 		if ((ex = final_state_exit(s)) >= 0)
 			break;
 		if (!wait_until(s, deadline)) {
-			cli_err("the message is %s, not %s, after %d s (it stays in the outbox)",
+			cli_err("the message is %s, not %s, after %.1f s%s",
 				mqim_msg_state_name(s->watch_state), mqim_msg_state_name(want),
-				timeout_ms / 1000);
+				timeout_ms / 1000.0,
+				reached(s->watch_state, MQIM_MSG_DELIVERED) ? ""
+				: " (it stays in the outbox and goes with the next mqim that connects)");
 			ex = EXIT_TIMEOUT;
 			break;
 		}
