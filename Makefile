@@ -32,6 +32,10 @@ SUPPORT_SRC := $(wildcard tests/support/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 INTEG_SRC  := $(wildcard tests/integration/test_*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+# The attack catalogue: its helpers and the raw MQTT codec of tools/bench.
+ATTACK_SRC := $(if $(wildcard tools/bench/mqtt_raw.c),$(wildcard tests/attacks/test_*.c))
+ATTACK_LIB_SRC := $(filter-out tests/attacks/test_%.c,$(wildcard tests/attacks/*.c)) \
+              tools/bench/mqtt_raw.c
 
 OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 UOBJ = $(patsubst %.c,$(BUILD)/uobj/%.o,$(1))
@@ -47,19 +51,20 @@ MQIM       := $(BUILD)/mqim
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRC))
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+ATTACK_BINS := $(patsubst tests/attacks/%.c,$(BUILD)/tests/attacks/%,$(ATTACK_SRC))
 
 TOOLS := $(if $(MQIMCTL_SRC),$(MQIMCTL)) $(if $(MQIM_SRC),$(MQIM))
 CLIENT_TARGETS := $(if $(CLIENT_SRC),$(CLIENT_SO) $(CLIENT_A) $(BUILD)/mqim.pc)
 
 .PHONY: all plugin client tools tests deps run certs test test-unit test-integration \
-        fuzz valgrind install uninstall clean
+        test-attacks fuzz valgrind install uninstall clean
 
 all: plugin client tools tests
 
 plugin: $(PLUGIN_SO) $(PLUGIN_A)
 client: $(CLIENT_TARGETS)
 tools: $(TOOLS)
-tests: $(UNIT_BINS) $(INTEG_BINS)
+tests: $(UNIT_BINS) $(INTEG_BINS) $(ATTACK_BINS)
 
 deps:
 	$(Q)sh mk/deps.sh
@@ -135,16 +140,29 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(call OBJ,$(SUPPORT_SRC)) $
 	    $(call OBJ,$(SUPPORT_SRC)) $(if $(CLIENT_SRC),$(CLIENT_A)) $(COMMON_LIB) \
 	    $(LDFLAGS) $(CMOCKA_LIBS) $(PAHO_LIBS) $(PKG_LIBS) $(JWT_LIBS) -lpthread
 
+$(call OBJ,$(ATTACK_LIB_SRC)): CPPFLAGS += -Itests/support -Itools/bench
+
+$(BUILD)/tests/attacks/%: tests/attacks/%.c $(call OBJ,$(SUPPORT_SRC) $(ATTACK_LIB_SRC)) $(COMMON_LIB) $(if $(CLIENT_SRC),$(CLIENT_A))
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CPPFLAGS) -Itests/support -Itests/attacks -Itools/bench -Iclient $(ALL_CFLAGS) \
+	    -o $@ $< $(call OBJ,$(SUPPORT_SRC) $(ATTACK_LIB_SRC)) $(if $(CLIENT_SRC),$(CLIENT_A)) \
+	    $(COMMON_LIB) $(LDFLAGS) $(CMOCKA_LIBS) $(PAHO_LIBS) $(PKG_LIBS) $(JWT_LIBS) -lpthread
+
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(if $(FUZZ_SRC),$(MAKE) --no-print-directory fuzz-smoke)
-	$(Q)sh tests/run.sh $(UNIT_BINS) $(INTEG_BINS)
+	$(Q)sh tests/run.sh $(UNIT_BINS) $(INTEG_BINS) $(ATTACK_BINS)
 
 test-unit: all
 	$(Q)sh tests/run.sh $(UNIT_BINS)
 
 test-integration: all
 	$(Q)sh tests/run.sh $(INTEG_BINS)
+
+# tests/attacks/ (MQIM_ATTACK_FULL=1 runs the heavy cases at full size).
+test-attacks: all
+	$(Q)sh tests/run.sh $(ATTACK_BINS)
 
 # ---- fuzzing (clang libFuzzer) -------------------------------------------
 
@@ -160,8 +178,9 @@ fuzz: deps $(FUZZ_BINS)
 	$(Q)for f in $(FUZZ_BINS); do \
 	  n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	  seeds=tests/fuzz/corpus/$${n#fuzz_}; [ -d $$seeds ] || seeds=; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	      $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$${n#fuzz_} || exit 1; \
+	      $(BUILD)/fuzz/corpus-$$n $$seeds || exit 1; \
 	done
 
 # A short run of every fuzzer, part of `make test`.
@@ -205,3 +224,33 @@ clean:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 .SECONDARY:
+
+# ---- benchmark: make bench, make bench-icount (docs/performance.md) -------
+#
+#   make bench                   A/B/C comparison, 7 interleaved rounds (~15 min)
+#   make bench BENCH_QUICK=1     a two-minute smoke run
+#   make bench BENCH_ROUNDS=9    more rounds
+#   make bench-icount            broker instructions per message (callgrind)
+# Not part of `make test`.  Both rewrite their section of docs/performance.md.
+
+BENCH_SRC := $(wildcard tools/bench/*.c)
+BENCH     := $(BUILD)/mqim-bench
+BENCH_OBJ := $(call OBJ,$(BENCH_SRC)) $(BUILD)/obj/plugin/dedup.o
+BENCH_ROUNDS ?=
+BENCH_QUICK  ?=
+
+$(call OBJ,$(BENCH_SRC)): CPPFLAGS += -Iplugin
+
+$(BENCH): $(BENCH_OBJ) $(COMMON_LIB) $(if $(CLIENT_SRC),$(CLIENT_A))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $(BENCH_OBJ) $(if $(CLIENT_SRC),$(CLIENT_A)) $(COMMON_LIB) $(LDFLAGS) \
+	    $(PAHO_LIBS) $(PKG_LIBS) -lm -lpthread
+
+bench: all $(BENCH)
+	$(Q)$(BENCH) compare --build $(BUILD) --write docs/performance.md \
+	    $(if $(BENCH_QUICK),--quick) $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS))
+
+bench-icount: all $(BENCH)
+	$(Q)$(BENCH) icount --build $(BUILD) --write docs/performance.md
+
+.PHONY: bench bench-icount
