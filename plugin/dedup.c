@@ -162,6 +162,22 @@ bool mqim_dedup_seen(struct mqim_dedup *d, uint32_t sender, const uint8_t id[16]
 	return false;
 }
 
+int mqim_dedup_foreach(const struct mqim_dedup *d,
+		       int (*cb)(void *ctx, uint32_t sender, const uint8_t id[16], uint64_t bts),
+		       void *ctx)
+{
+	for (uint32_t i = 0; i < d->count; i++) {
+		uint32_t slot = d->head + i;
+		if (slot >= d->cap)
+			slot -= d->cap;
+		const struct entry *e = &d->ring[slot];
+		int rc = cb(ctx, e->sender, e->id, e->bts);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 size_t mqim_dedup_count(const struct mqim_dedup *d)
 {
 	return d->count;

@@ -37,6 +37,12 @@ bool mqim_dedup_seen(struct mqim_dedup *d, uint32_t sender, const uint8_t id[16]
 /* Drop entries older than the window at now_ms, at most max_work of them. */
 void mqim_dedup_expire(struct mqim_dedup *d, uint64_t now_ms, uint32_t max_work);
 
+/* Call cb for every entry, oldest first, until it returns non-zero (which
+ * is then returned).  The set must not change during the walk. */
+int mqim_dedup_foreach(const struct mqim_dedup *d,
+		       int (*cb)(void *ctx, uint32_t sender, const uint8_t id[16], uint64_t bts),
+		       void *ctx);
+
 /* Entries held now, and bytes allocated in all. */
 size_t mqim_dedup_count(const struct mqim_dedup *d);
 size_t mqim_dedup_bytes(const struct mqim_dedup *d);

@@ -225,6 +225,7 @@ static int ctx_open(struct mqim_ctx *ctx)
 				     ctx->opts.dedup_max);
 		return MQIM_ENOMEM;
 	}
+	mqim__dedup_load(ctx);
 	return MQIM_OK;
 }
 
@@ -265,6 +266,7 @@ MQIM_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *o
 	if (!ctx)
 		return MOSQ_ERR_SUCCESS;
 	unregister_all(ctx);
+	mqim__dedup_save(ctx);
 	ctx_free(ctx);
 	return MOSQ_ERR_SUCCESS;
 }

@@ -193,6 +193,10 @@ int mqim__auth_init(struct mqim_ctx *ctx);
 
 void mqim__poison_free(struct mqim_ctx *ctx);
 
+/* The dedup window across graceful restarts (persist.c). */
+void mqim__dedup_save(struct mqim_ctx *ctx);
+void mqim__dedup_load(struct mqim_ctx *ctx);
+
 /* Wall clock in milliseconds since the epoch. */
 uint64_t mqim__now_ms(void);
 
