@@ -95,16 +95,15 @@ int mqim_env_decode(const void *buf, size_t len, size_t max_len,
  * non-zero len, or a length over 4 GiB; MQIM_ENOMEM. */
 int mqim_env_encode(const struct mqim_env *env, void **out, size_t *out_len);
 
-/* Copy the already validated envelope at buf into out, with bts set to the
- * given value: any bts the sender put in is dropped, every other key and its
- * value is kept (re-encoded by msgpack-c, so the same input and bts always
- * give the same bytes).  out must hold cap >= len + MQIM_ENV_STAMP_EXTRA
- * bytes; no reference to buf is kept.  Returns MQIM_OK and the size in
- * *out_len, or MQIM_EPROTO / MQIM_EINVAL / MQIM_ENOMEM with out unspecified.
- * buf goes through the same structural pre-check as mqim_env_decode(), so a
- * misused call on raw bytes cannot overflow anything; the key rules are not
- * applied again (non-string keys, for instance, are copied).  A cap below
- * len + MQIM_ENV_STAMP_EXTRA is MQIM_EINVAL, whatever the content. */
+/* Copy the envelope at buf into out with bts set to the given value: any
+ * "bts" entry the sender put in (in any str encoding) is dropped, every
+ * other entry is copied byte for byte, and "bts" is appended as a uint 64,
+ * so the same input and bts always give the same bytes.  Only the
+ * structural pre-check runs (no msgpack-c): call it on an envelope that
+ * mqim_env_decode() accepted.  out must hold cap >= len +
+ * MQIM_ENV_STAMP_EXTRA bytes; no reference to buf is kept.  Returns MQIM_OK
+ * and the size in *out_len, or MQIM_EPROTO / MQIM_EINVAL with out
+ * unspecified. */
 int mqim_env_stamp(const void *buf, size_t len, uint64_t bts,
 		   void *out, size_t cap, size_t *out_len);
 

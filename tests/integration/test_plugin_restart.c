@@ -119,7 +119,7 @@ static void sighup_x10_under_load(void **state)
 	}
 	assert_int_equal(hups, 10);
 	/* every message once, none lost while the tables were swapped */
-	assert_int_equal(tclient_drain(bob, 500), N);
+	assert_int_equal(tclient_drain(bob, 2000), N);
 	/* the window survived the reloads */
 	assert_int_equal(send_with_id(alice, "alice", "bob", first, "load"), 0);
 	assert_int_equal(tclient_drain(bob, 300), 0);
