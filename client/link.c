@@ -1,15 +1,21 @@
 /* link.c - the connection: paho MQTTAsync glue, reconnects, subscriptions.
  *
- * Every connection attempt gets a fresh paho handle (and a fresh epoch
- * number), destroyed when the connection ends.  So paho never carries
- * in-flight state from one connection to the next: after a loss, what was
- * not acknowledged is still QUEUED or SENT in our outbox and the pump
- * publishes it again (the broker and the receivers drop the duplicates by
- * (fr, id)).  Paho's automatic reconnect and its persistence stay off.
+ * One paho handle per client, created at the first connect and destroyed
+ * by mqim_close(): paho acknowledges a QoS 1/2 message when it arrives and
+ * only then queues it for our callback, so a handle must live on across a
+ * loss for what it already acknowledged to reach us after the reconnect.
+ * Paho's automatic reconnect and its persistence stay off; our loop
+ * reconnects.  Every connection attempt gets a new epoch number: events are
+ * tagged with it, and news about an older connection is ignored (except an
+ * acknowledgement, which is still true).  Our own in-flight table is
+ * cleared on every loss: what was not acknowledged is still QUEUED or SENT
+ * in the outbox and the pump publishes it again, so the outbox never
+ * depends on paho's in-flight state, which paho drops when the broker lost
+ * the session (paho.mqtt.c issues #640, #1210, #429); the broker and the
+ * receivers drop the duplicates by (fr, id).
  *
  * Paho's callbacks run on paho's threads: they only turn what happened into
- * an event for the library thread, tagged with the epoch of their handle so
- * that late news from a destroyed handle is ignored.
+ * an event for the library thread.
  *
  * Reconnect policy: a connection lost after it worked is retried within
  * backoff_min (jittered); a failed attempt backs off (backoff.h) until
@@ -17,7 +23,7 @@
  * (CONNACK 0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C) is final until
  * mqim_reconnect(): AUTH_FAILED, reported once.  So is a session take-over
  * (DISCONNECT 0x8E): TAKEN_OVER.  A publish with no acknowledgement within
- * ack_timeout_ms means the link is dead: reconnect at once.
+ * ack_timeout_ms means the link is dead: drop it and reconnect at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +40,16 @@ struct pubctx {
 	uint8_t id[16];
 };
 
+struct connctx {
+	mqim_client *c;
+	uint64_t epoch;
+};
+
+static uint64_t link_epoch(struct mqim__link *l)
+{
+	return __atomic_load_n(&l->epoch, __ATOMIC_ACQUIRE);
+}
+
 struct subctx {
 	mqim_client *c;
 	uint64_t epoch;
@@ -42,10 +58,12 @@ struct subctx {
 
 static void on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 {
-	struct mqim__link *l = ctx;
+	struct connctx *l = ctx;
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_CONNECTED, 0);
-	if (!ev)
+	if (!ev) {
+		free(l);
 		return;   /* the connect deadline will catch it */
+	}
 	ev->epoch = l->epoch;
 	ev->session_present = r->alt.connect.sessionPresent != 0;
 	ev->recv_max = 65535;
@@ -55,18 +73,20 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 			ev->recv_max = (unsigned)v;
 	}
 	mqim__post(l->c, ev);
+	free(l);
 }
 
 static void on_connect_fail(void *ctx, MQTTAsync_failureData5 *r)
 {
-	struct mqim__link *l = ctx;
+	struct connctx *l = ctx;
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_CONNECT_FAILED, 0);
-	if (!ev)
-		return;
-	ev->epoch = l->epoch;
-	ev->code = r ? r->code : -1;
-	ev->reason = r ? (int)r->reasonCode : 0;
-	mqim__post(l->c, ev);
+	if (ev) {
+		ev->epoch = l->epoch;
+		ev->code = r ? r->code : -1;
+		ev->reason = r ? (int)r->reasonCode : 0;
+		mqim__post(l->c, ev);
+	}
+	free(l);
 }
 
 static void on_lost(void *ctx, char *cause)
@@ -76,7 +96,7 @@ static void on_lost(void *ctx, char *cause)
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_LOST, 0);
 	if (!ev)
 		return;
-	ev->epoch = l->epoch;
+	ev->epoch = link_epoch(l);
 	mqim__post(l->c, ev);
 }
 
@@ -88,7 +108,7 @@ static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCod
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_LOST, 0);
 	if (!ev)
 		return;
-	ev->epoch = l->epoch;
+	ev->epoch = link_epoch(l);
 	ev->reason = (int)reason;
 	mqim__post(l->c, ev);
 }
@@ -101,7 +121,7 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_MSG, plen + tlen + 1);
 	if (!ev)
 		return 0;   /* paho keeps it and tries again */
-	ev->epoch = l->epoch;
+	ev->epoch = link_epoch(l);
 	if (plen)
 		memcpy(ev->data, msg->payload, plen);
 	ev->len = plen;
@@ -175,7 +195,7 @@ static void on_disc_done(void *ctx, MQTTAsync_successData5 *r)
 	(void)r;
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_DISC_DONE, 0);
 	if (ev) {
-		ev->epoch = l->epoch;
+		ev->epoch = link_epoch(l);
 		mqim__post(l->c, ev);
 	}
 }
@@ -234,6 +254,32 @@ void mqim__link_destroy(mqim_client *c)
 	mqim__inflight_clear(c);
 }
 
+/* The connection is gone (or given up): forget what was in flight on it. */
+static void link_down(mqim_client *c)
+{
+	c->epoch++;
+	if (c->link)
+		__atomic_store_n(&c->link->epoch, c->epoch, __ATOMIC_RELEASE);
+	c->connect_deadline = INT64_MAX;
+	mqim__inflight_clear(c);
+}
+
+/* Make paho drop a connection it still believes in (no ack came). */
+static void link_abort(mqim_client *c)
+{
+	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+	uint64_t epoch = c->epoch;
+	if (!c->h || !MQTTAsync_isConnected(c->h))
+		return;
+	d.struct_version = 1;
+	d.timeout = 0;
+	d.onSuccess5 = on_disc_done;
+	d.onFailure5 = on_disc_fail;
+	d.context = c->link;
+	if (MQTTAsync_disconnect(c->h, &d) == MQTTASYNC_SUCCESS)
+		free(mqim__wait_event(c, MQIM_EV_DISC_DONE, epoch, 0, 1000));
+}
+
 static void schedule_retry(mqim_client *c, int err)
 {
 	uint32_t rnd;
@@ -247,34 +293,19 @@ static void schedule_retry(mqim_client *c, int err)
 	mqim__set_state(c, MQIM_STATE_WAITING, err);
 }
 
-int mqim__link_start(mqim_client *c)
+static int link_create(mqim_client *c)
 {
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
-	MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer5;
-	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
-	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 	MQTTProperty p;
-	struct mqim__link *l;
-	int rc;
-
-	mqim__link_destroy(c);
-	c->reconnect_at = INT64_MAX;
-	l = calloc(1, sizeof *l);
+	struct mqim__link *l = calloc(1, sizeof *l);
 	if (!l)
 		return MQIM_ENOMEM;
 	l->c = c;
-	l->epoch = ++c->epoch;
 	l->props = (MQTTProperties)MQTTProperties_initializer;
 	p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
 	p.value.integer4 = c->o.session_expiry_s;
 	MQTTProperties_add(&l->props, &p);
-	rc = mqim__presence_env(c, false, &l->will, &l->will_len);
-	if (rc != MQIM_OK) {
-		link_free(l);
-		return rc;
-	}
 	snprintf(l->will_topic, sizeof l->will_topic, "im/p/%s", c->user);
-
 	co.sendWhileDisconnected = 0;
 	if (MQTTAsync_createWithOptions(&c->h, c->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE,
 					NULL, &co) != MQTTASYNC_SUCCESS) {
@@ -285,7 +316,37 @@ int mqim__link_start(mqim_client *c)
 	c->link = l;
 	MQTTAsync_setCallbacks(c->h, l, on_lost, on_arrived, NULL);
 	MQTTAsync_setDisconnected(c->h, l, on_disconnected);
+	return MQIM_OK;
+}
 
+int mqim__link_start(mqim_client *c)
+{
+	MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer5;
+	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+	struct mqim__link *l;
+	struct connctx *cc;
+	int rc;
+
+	c->reconnect_at = INT64_MAX;
+	if (!c->h && (rc = link_create(c)) != MQIM_OK)
+		return rc;
+	l = c->link;
+	link_abort(c);
+	link_down(c);
+	cc = calloc(1, sizeof *cc);
+	if (!cc)
+		return MQIM_ENOMEM;
+	cc->c = c;
+	cc->epoch = c->epoch;
+	/* A fresh will for each connection (its own id and time). */
+	free(l->will);
+	l->will = NULL;
+	rc = mqim__presence_env(c, false, &l->will, &l->will_len);
+	if (rc != MQIM_OK) {
+		free(cc);
+		return rc;
+	}
 	will.topicName = l->will_topic;
 	will.message = NULL;
 	will.payload.data = l->will;
@@ -305,7 +366,7 @@ int mqim__link_start(mqim_client *c)
 	opts.connectProperties = &l->props;
 	opts.onSuccess5 = on_connect_ok;
 	opts.onFailure5 = on_connect_fail;
-	opts.context = l;
+	opts.context = cc;
 	if (strncmp(c->uri, "ssl://", 6) == 0) {
 		ssl.trustStore = c->ca_file;
 		ssl.enableServerCertAuth = 1;
@@ -316,7 +377,8 @@ int mqim__link_start(mqim_client *c)
 	mqim__set_state(c, MQIM_STATE_CONNECTING, MQIM_OK);
 	rc = MQTTAsync_connect(c->h, &opts);
 	if (rc != MQTTASYNC_SUCCESS) {
-		mqim__link_destroy(c);
+		free(cc);
+		link_down(c);
 		c->failures++;
 		schedule_retry(c, MQIM_ECONN);
 	}
@@ -482,7 +544,7 @@ static void connected(mqim_client *c, struct mqim__ev *ev)
 void mqim__link_event(mqim_client *c, struct mqim__ev *ev)
 {
 	if (ev->epoch != c->epoch || !c->h)
-		return;   /* from a handle that is gone */
+		return;   /* about a connection that is gone */
 	switch (ev->type) {
 	case MQIM_EV_CONNECTED:
 		if (c->st == MQIM_STATE_CONNECTING)
@@ -491,7 +553,7 @@ void mqim__link_event(mqim_client *c, struct mqim__ev *ev)
 	case MQIM_EV_CONNECT_FAILED:
 		if (c->st != MQIM_STATE_CONNECTING)
 			break;
-		mqim__link_destroy(c);
+		link_down(c);
 		if (auth_refusal(ev->code) || auth_refusal(ev->reason)) {
 			int code = auth_refusal(ev->code) ? ev->code : ev->reason;
 			c->reconnect_at = INT64_MAX;
@@ -505,7 +567,7 @@ void mqim__link_event(mqim_client *c, struct mqim__ev *ev)
 	case MQIM_EV_LOST:
 		if (c->st != MQIM_STATE_CONNECTED && c->st != MQIM_STATE_CONNECTING)
 			break;
-		mqim__link_destroy(c);
+		link_down(c);
 		if (ev->reason == 0x8E) {
 			c->reconnect_at = INT64_MAX;
 			mqim__set_state(c, MQIM_STATE_TAKEN_OVER, MQIM_ETAKEN);
@@ -527,7 +589,8 @@ void mqim__link_event(mqim_client *c, struct mqim__ev *ev)
 
 void mqim__link_dead(mqim_client *c, int err)
 {
-	mqim__link_destroy(c);
+	link_abort(c);
+	link_down(c);
 	c->failures = 0;
 	mqim__set_state(c, MQIM_STATE_WAITING, err);
 	if (mqim__link_start(c) != MQIM_OK) {
@@ -546,7 +609,8 @@ void mqim__link_timers(mqim_client *c, int64_t mono)
 		return;
 	}
 	if (c->st == MQIM_STATE_CONNECTING && mono >= c->connect_deadline) {
-		mqim__link_destroy(c);
+		link_abort(c);
+		link_down(c);
 		c->failures++;
 		schedule_retry(c, MQIM_ETIMEOUT);
 		return;

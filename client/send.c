@@ -338,9 +338,10 @@ void mqim__pub_done(mqim_client *c, struct mqim__ev *ev)
 	char peer[65];
 	int ns = 0;
 
-	if (ev->epoch != c->epoch)
-		return;   /* the handle it came from is gone; so is its slot */
-	slot_remove(c, ev->seq);
+	/* An answer about an older connection is still an answer (the broker
+	 * has the message, or refused it); only its slot is gone already. */
+	if (ev->epoch == c->epoch)
+		slot_remove(c, ev->seq);
 	if (ev->seq < 0 || (!ev->ok && !ev->refused))
 		return;   /* presence, or no answer: the row stays and goes again */
 	if (mqim__ob_find(&c->ob, ev->id, &r, peer) != MQIM_OK)
