@@ -407,6 +407,16 @@ struct dedup_result {
 };
 int dedup_bench(unsigned ids, struct dedup_result *res);
 
+struct client_result {
+	unsigned n, rounds;
+	struct summary paho, full, app;  /* messages/s */
+	double enqueue_full, enqueue_app;  /* mqim_send() calls/s (medians) */
+};
+/* libmqim against raw paho on broker C at port (users p0a, p0b); data
+ * folders go under work.  0 or -1. */
+int client_bench(int port, const char *work, unsigned n, unsigned rounds,
+		 struct client_result *res);
+
 /* ---- report.c: the markdown sections of docs/performance.md -------------------- */
 
 /* Replace the text between "<!-- NAME:begin -->" and "<!-- NAME:end -->"

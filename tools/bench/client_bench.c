@@ -265,35 +265,51 @@ static double run_mqim(int port, unsigned n, const char *dir, int durability, do
 
 /* ---- the command ------------------------------------------------------------ */
 
-static int client_bench(int port, const char *work, unsigned n, unsigned rounds)
+int client_bench(int port, const char *work, unsigned n, unsigned rounds,
+		 struct client_result *res)
 {
-	double paho[16], full[16], app[16], enq_full[16], enq_app[16];
+	double v[5][16];
 	char dir[400];
+	if (rounds < 1 || rounds > 16)
+		return -1;
 	for (unsigned r = 0; r < rounds; r++) {
 		snprintf(dir, sizeof(dir), "%s/client-full-%u", work, r);
-		full[r] = run_mqim(port, n, dir, MQIM_DURABLE_FULL, &enq_full[r]);
+		v[1][r] = run_mqim(port, n, dir, MQIM_DURABLE_FULL, &v[3][r]);
 		snprintf(dir, sizeof(dir), "%s/client-app-%u", work, r);
-		app[r] = run_mqim(port, n, dir, MQIM_DURABLE_APP, &enq_app[r]);
-		paho[r] = run_paho(port, n);
-		if (paho[r] < 0 || full[r] < 0 || app[r] < 0)
-			return EXIT_FAIL;
-		note("client round %u: paho %.0f/s, libmqim FULL %.0f/s, APP %.0f/s", r + 1, paho[r],
-		     full[r], app[r]);
+		v[2][r] = run_mqim(port, n, dir, MQIM_DURABLE_APP, &v[4][r]);
+		v[0][r] = run_paho(port, n);
+		if (v[0][r] < 0 || v[1][r] < 0 || v[2][r] < 0)
+			return -1;
+		note("client round %u: paho %.0f/s, libmqim FULL %.0f/s, APP %.0f/s", r + 1, v[0][r],
+		     v[1][r], v[2][r]);
 	}
-	struct summary sp = summarize(paho, rounds), sf = summarize(full, rounds);
-	struct summary sa = summarize(app, rounds), ef = summarize(enq_full, rounds);
-	struct summary ea = summarize(enq_app, rounds);
-	printf("client: %u QoS 1 messages to broker C, medians of %u rounds:\n", n, rounds);
-	printf("  raw paho MQTTAsync          %8.0f msg/s (%.0f-%.0f)\n", sp.median, sp.min, sp.max);
+	struct summary s[5];
+	for (int i = 0; i < 5; i++)
+		s[i] = summarize(v[i], rounds);
+	res->n = n;
+	res->rounds = rounds;
+	res->paho = s[0];
+	res->full = s[1];
+	res->app = s[2];
+	res->enqueue_full = s[3].median;
+	res->enqueue_app = s[4].median;
+	return 0;
+}
+
+static void print_client(const struct client_result *r)
+{
+	printf("client: %u QoS 1 messages to broker C, medians of %u rounds:\n", r->n, r->rounds);
+	printf("  raw paho MQTTAsync          %8.0f msg/s (%.0f-%.0f)\n", r->paho.median, r->paho.min,
+	       r->paho.max);
 	printf("  libmqim, durability FULL    %8.0f msg/s (%.0f-%.0f)  %.2f x paho  "
-	       "(mqim_send alone: %.0f/s)\n", sf.median, sf.min, sf.max, sf.median / sp.median,
-	       ef.median);
+	       "(mqim_send alone: %.0f/s)\n", r->full.median, r->full.min, r->full.max,
+	       r->full.median / r->paho.median, r->enqueue_full);
 	printf("  libmqim, durability APP     %8.0f msg/s (%.0f-%.0f)  %.2f x paho  "
-	       "(mqim_send alone: %.0f/s)\n", sa.median, sa.min, sa.max, sa.median / sp.median,
-	       ea.median);
+	       "(mqim_send alone: %.0f/s)\n", r->app.median, r->app.min, r->app.max,
+	       r->app.median / r->paho.median, r->enqueue_app);
 	printf("result scenario=client paho=%.1f full=%.1f app=%.1f ratio_full=%.3f ratio_app=%.3f\n",
-	       sp.median, sf.median, sa.median, sf.median / sp.median, sa.median / sp.median);
-	return EXIT_OK;
+	       r->paho.median, r->full.median, r->app.median, r->full.median / r->paho.median,
+	       r->app.median / r->paho.median);
 }
 
 int cmd_client(int argc, char **argv)
@@ -324,8 +340,12 @@ int cmd_client(int argc, char **argv)
 	if (bench_env_init(&env, build) != 0 || provision(&env, &pc) != 0 ||
 	    broker_start(&b, BROKER_C, &env, false) != 0)
 		return EXIT_FAIL;
-	int rc = client_bench(b.port, env.work, n, rounds);
+	struct client_result r;
+	int rc = client_bench(b.port, env.work, n, rounds, &r);
 	broker_stop(&b);
 	rm_tree(env.work);
-	return rc;
+	if (rc != 0)
+		return EXIT_FAIL;
+	print_client(&r);
+	return EXIT_OK;
 }

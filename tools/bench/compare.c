@@ -43,6 +43,8 @@ static void opts_defaults(struct cmp_opts *o, bool quick)
 	o->conn_lo = quick ? 200 : 2000;
 	o->conn_hi = quick ? 1000 : 10000;
 	o->dedup_ids = 1000000;
+	o->client_n = quick ? 1000 : 3000;
+	o->client_rounds = quick ? 1 : 3;
 	o->build = "build";
 	o->quick = quick;
 }
@@ -312,6 +314,11 @@ static int run_all(struct cmp_data *d, const struct cmp_opts *o, const struct be
 			rc = run_round(d, o, env, &b[k], r);
 		if (rc == 0 && want(o, "dedup"))
 			rc = run_dedup(d, o);
+	}
+	if (rc == 0 && want(o, "client")) {
+		fprintf(stderr, "mqim-bench: libmqim against raw paho on broker C...\n");
+		rc = client_bench(b[BROKER_C].port, env->work, o->client_n, o->client_rounds, &d->client);
+		d->client_done = rc == 0;
 	}
 	for (int k = 0; k < BROKER_KINDS; k++)
 		broker_stop(&b[k]);

@@ -15,7 +15,7 @@
 struct cmp_opts {
 	unsigned rounds, conn_rounds;
 	unsigned pairs, n, group_size, group_n, window;
-	unsigned storm_k, conn_lo, conn_hi, dedup_ids;
+	unsigned storm_k, conn_lo, conn_hi, dedup_ids, client_n, client_rounds;
 	double rate, base_s, storm_s, first_max_s;
 	const char *build, *write, *only;
 	bool quick, strict, keep;
@@ -46,6 +46,8 @@ struct cmp_data {
 	struct first_login first[BROKER_KINDS];
 	struct dedup_result dedup[CMP_MAX_ROUNDS];
 	size_t ndedup;
+	struct client_result client;
+	bool client_done;
 	time_t started, finished;
 };
 
