@@ -69,6 +69,7 @@ struct mqim__ev {
 	bool session_present;
 	unsigned recv_max;        /* CONNECTED: Receive Maximum, 65535 if absent */
 	struct mqim__call *call;  /* CALL */
+	void *ctx;                /* CONNECTED, CONNECT_FAILED: the attempt's context */
 	char *topic;              /* MSG, SUB_DONE: into data */
 	size_t len;
 	unsigned char data[];
@@ -96,6 +97,14 @@ struct mqim__note {
 	char buf[];
 };
 
+/* The context of one connect attempt.  Paho's callback only reads it; the
+ * library thread frees it when it handles the answer, or at destroy. */
+struct mqim__connctx {
+	mqim_client *c;
+	uint64_t epoch;
+	struct mqim__connctx *next;
+};
+
 /* A publish waiting for its acknowledgement. */
 struct mqim__slot {
 	int64_t seq;                /* outbox seq; < 0: presence */
@@ -103,10 +112,11 @@ struct mqim__slot {
 	bool used;
 };
 
-/* The context of one paho handle, freed after MQTTAsync_destroy(). */
+/* The context of the paho handle, freed after MQTTAsync_destroy(). */
 struct mqim__link {
 	mqim_client *c;
-	uint64_t epoch;
+	uint64_t epoch;             /* the current connection's (atomic access) */
+	struct mqim__connctx *attempts;  /* contexts of connects not yet answered */
 	MQTTProperties props;       /* CONNECT properties */
 	void *will;                 /* encoded "offline" presence */
 	size_t will_len;

@@ -40,11 +40,6 @@ struct pubctx {
 	uint8_t id[16];
 };
 
-struct connctx {
-	mqim_client *c;
-	uint64_t epoch;
-};
-
 static uint64_t link_epoch(struct mqim__link *l)
 {
 	return __atomic_load_n(&l->epoch, __ATOMIC_ACQUIRE);
@@ -58,13 +53,12 @@ struct subctx {
 
 static void on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 {
-	struct connctx *l = ctx;
+	struct mqim__connctx *l = ctx;
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_CONNECTED, 0);
-	if (!ev) {
-		free(l);
+	if (!ev)
 		return;   /* the connect deadline will catch it */
-	}
 	ev->epoch = l->epoch;
+	ev->ctx = l;
 	ev->session_present = r->alt.connect.sessionPresent != 0;
 	ev->recv_max = 65535;
 	if (MQTTProperties_hasProperty(&r->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM)) {
@@ -72,21 +66,20 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 		if (v > 0)
 			ev->recv_max = (unsigned)v;
 	}
-	mqim__post(l->c, ev);
-	free(l);
+	mqim__post(l->c, ev);   /* l is not ours to touch past this */
 }
 
 static void on_connect_fail(void *ctx, MQTTAsync_failureData5 *r)
 {
-	struct connctx *l = ctx;
+	struct mqim__connctx *l = ctx;
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_CONNECT_FAILED, 0);
-	if (ev) {
-		ev->epoch = l->epoch;
-		ev->code = r ? r->code : -1;
-		ev->reason = r ? (int)r->reasonCode : 0;
-		mqim__post(l->c, ev);
-	}
-	free(l);
+	if (!ev)
+		return;
+	ev->epoch = l->epoch;
+	ev->ctx = l;
+	ev->code = r ? r->code : -1;
+	ev->reason = r ? (int)r->reasonCode : 0;
+	mqim__post(l->c, ev);
 }
 
 static void on_lost(void *ctx, char *cause)
@@ -234,6 +227,11 @@ static void link_free(struct mqim__link *l)
 {
 	if (!l)
 		return;
+	while (l->attempts) {
+		struct mqim__connctx *next = l->attempts->next;
+		free(l->attempts);
+		l->attempts = next;
+	}
 	MQTTProperties_free(&l->props);
 	free(l->will);
 	free(l);
@@ -325,7 +323,7 @@ int mqim__link_start(mqim_client *c)
 	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
 	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 	struct mqim__link *l;
-	struct connctx *cc;
+	struct mqim__connctx *cc;
 	int rc;
 
 	c->reconnect_at = INT64_MAX;
@@ -339,14 +337,14 @@ int mqim__link_start(mqim_client *c)
 		return MQIM_ENOMEM;
 	cc->c = c;
 	cc->epoch = c->epoch;
+	cc->next = l->attempts;
+	l->attempts = cc;
 	/* A fresh will for each connection (its own id and time). */
 	free(l->will);
 	l->will = NULL;
 	rc = mqim__presence_env(c, false, &l->will, &l->will_len);
-	if (rc != MQIM_OK) {
-		free(cc);
-		return rc;
-	}
+	if (rc != MQIM_OK)
+		return rc;   /* cc is freed with the link */
 	will.topicName = l->will_topic;
 	will.message = NULL;
 	will.payload.data = l->will;
@@ -377,6 +375,7 @@ int mqim__link_start(mqim_client *c)
 	mqim__set_state(c, MQIM_STATE_CONNECTING, MQIM_OK);
 	rc = MQTTAsync_connect(c->h, &opts);
 	if (rc != MQTTASYNC_SUCCESS) {
+		l->attempts = cc->next;   /* still at the head: paho never saw it */
 		free(cc);
 		link_down(c);
 		c->failures++;
@@ -541,8 +540,24 @@ static void connected(mqim_client *c, struct mqim__ev *ev)
 	free(env);
 }
 
+/* The answer to a connect came: its context can go. */
+static void attempt_done(mqim_client *c, struct mqim__connctx *cc)
+{
+	if (!c->link || !cc)
+		return;
+	for (struct mqim__connctx **p = &c->link->attempts; *p; p = &(*p)->next) {
+		if (*p == cc) {
+			*p = cc->next;
+			free(cc);
+			return;
+		}
+	}
+}
+
 void mqim__link_event(mqim_client *c, struct mqim__ev *ev)
 {
+	if (ev->type == MQIM_EV_CONNECTED || ev->type == MQIM_EV_CONNECT_FAILED)
+		attempt_done(c, ev->ctx);
 	if (ev->epoch != c->epoch || !c->h)
 		return;   /* about a connection that is gone */
 	switch (ev->type) {

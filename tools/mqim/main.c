@@ -485,7 +485,7 @@ static int default_data_dir(struct cli *cli)
 enum { OPT_URI = 256, OPT_CA, OPT_PWSTDIN, OPT_DATADIR, OPT_CLIENTID, OPT_KEEPALIVE,
        OPT_HELP, OPT_VERSION };
 
-int main(int argc, char **argv)
+static int run(struct cli *cli_out, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "host", required_argument, NULL, 'h' },
@@ -504,7 +504,7 @@ int main(int argc, char **argv)
 	};
 	struct cli cli;
 	bool pw_stdin = false;
-	int ch;
+	int ch, rc = EXIT_USAGE;
 
 	memset(&cli, 0, sizeof cli);
 	cli.host = "localhost";
@@ -519,7 +519,8 @@ int main(int argc, char **argv)
 			long v = strtol(optarg, &end, 10);
 			if (*end || v <= 0 || v > 65535) {
 				cli_err("bad port: %s", optarg);
-				return EXIT_USAGE;
+				rc = EXIT_USAGE;
+				goto out;
 			}
 			cli.port = (int)v;
 			break;
@@ -538,20 +539,24 @@ int main(int argc, char **argv)
 			int ms = cli_parse_seconds(optarg);
 			if (ms < 1000 || ms > 65535000) {
 				cli_err("bad keepalive: %s", optarg);
-				return EXIT_USAGE;
+				rc = EXIT_USAGE;
+				goto out;
 			}
 			cli.keepalive = (unsigned)(ms / 1000);
 			break;
 		}
 		case OPT_HELP:
 			fputs(help_text, stdout);
-			return EXIT_OK;
+			rc = EXIT_OK;
+			goto out;
 		case OPT_VERSION:
 			printf("mqim %d.%d.%d\n", MQIM_VERSION_MAJOR, MQIM_VERSION_MINOR, MQIM_VERSION_PATCH);
-			return EXIT_OK;
+			rc = EXIT_OK;
+			goto out;
 		default:
 			cli_err("unknown or incomplete option %s (see mqim --help)", argv[optind - 1]);
-			return EXIT_USAGE;
+			rc = EXIT_USAGE;
+			goto out;
 		}
 	}
 	if (optind >= argc) {
@@ -559,7 +564,8 @@ int main(int argc, char **argv)
 		      "            [--data-dir DIR] COMMAND [ARGS]\n"
 		      "commands: send, listen, chat, history, outbox, retry, pack, unpack\n"
 		      "(see mqim --help)\n", stderr);
-		return EXIT_USAGE;
+		rc = EXIT_USAGE;
+		goto out;
 	}
 	const char *name = argv[optind];
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
@@ -568,34 +574,49 @@ int main(int argc, char **argv)
 		if (commands[i].needs_user) {
 			if (!cli.user) {
 				cli_err("%s needs -u USER", name);
-				return EXIT_USAGE;
+				rc = EXIT_USAGE;
+				goto out;
 			}
 			if (!mqim_name_valid(cli.user)) {
 				cli_err("bad user id '%s': %s", cli.user, mqim_strerror(MQIM_EBADNAME));
-				return EXIT_USAGE;
+				rc = EXIT_USAGE;
+				goto out;
 			}
 			if (pw_stdin) {
 				free(cli.password);
 				if (!(cli.password = read_password_line())) {
 					cli_err("--password-stdin: no line on standard input");
-					return EXIT_USAGE;
+					rc = EXIT_USAGE;
+					goto out;
 				}
 			} else if (!cli.password && getenv("MQIM_PASSWORD")) {
 				cli.password = strdup(getenv("MQIM_PASSWORD"));
 			}
 			if (!cli.data_dir && default_data_dir(&cli) != 0) {
 				cli_err("no data folder: give --data-dir (HOME is not set)");
-				return EXIT_USAGE;
+				rc = EXIT_USAGE;
+				goto out;
 			}
 		}
 		optind++;
-		int rc = commands[i].fn(&cli, argc - optind + 1, argv + optind - 1);
-		if (cli.password) {
-			memset(cli.password, 0, strlen(cli.password));
-			free(cli.password);
-		}
-		return rc;
+		rc = commands[i].fn(&cli, argc - optind + 1, argv + optind - 1);
+		goto out;
 	}
 	cli_err("unknown command '%s' (see mqim --help)", name);
-	return EXIT_USAGE;
+	rc = EXIT_USAGE;
+out:
+	*cli_out = cli;
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli;
+	memset(&cli, 0, sizeof cli);
+	int rc = run(&cli, argc, argv);
+	if (cli.password) {
+		memset(cli.password, 0, strlen(cli.password));
+		free(cli.password);
+	}
+	return rc;
 }
