@@ -427,6 +427,17 @@ unsigned atk_pair_stats(struct atk_pair *p, size_t mark, size_t *count, int64_t 
 	return f;
 }
 
+int64_t atk_pair_max(struct atk_pair *p, size_t mark)
+{
+	pthread_mutex_lock(&p->mu);
+	int64_t m = 0;
+	for (size_t i = mark; i < p->n; i++)
+		if (p->rtt_us[i] > m)
+			m = p->rtt_us[i];
+	pthread_mutex_unlock(&p->mu);
+	return m;
+}
+
 void atk_pair_close(struct atk_pair *p)
 {
 	if (!p->port)

@@ -113,6 +113,9 @@ size_t atk_pair_mark(struct atk_pair *p);
 unsigned atk_pair_stats(struct atk_pair *p, size_t mark, size_t *count, int64_t *p50_us,
 			int64_t *p99_us);
 
+/* The slowest round trip since mark, in µs (0 when none). */
+int64_t atk_pair_max(struct atk_pair *p, size_t mark);
+
 /* Stop and close (disconnect both).  Safe on a pair that failed to open,
  * or a zeroed one that was never opened; a second call does nothing. */
 void atk_pair_close(struct atk_pair *p);
