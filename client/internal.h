@@ -156,7 +156,9 @@ struct mqim_client {
 	MQTTAsync h;                /* NULL when no connection attempt is alive */
 	struct mqim__link *link;
 	uint64_t epoch;
-	unsigned failures;          /* failed attempts in a row */
+	unsigned failures;          /* failed attempts in a row (short-lived
+	                             * connections count as failures) */
+	int64_t connected_at;       /* monotonic ms of the last CONNACK */
 	int64_t reconnect_at;       /* monotonic ms, INT64_MAX: none */
 	int64_t connect_deadline;   /* monotonic ms, INT64_MAX: none */
 	unsigned window;            /* publishes in flight at most */

@@ -24,12 +24,18 @@
  * mqim_reconnect(): AUTH_FAILED, reported once.  So is a session take-over
  * (DISCONNECT 0x8E): TAKEN_OVER.  A publish with no acknowledgement within
  * ack_timeout_ms means the link is dead: drop it and reconnect at once.
+ * A connection that ends within STABLE_MS of its CONNACK counts as a failed
+ * attempt, so that flapping backs off too: Mosquitto 2.0 closes a session
+ * taken over by the same client id without saying so (no DISCONNECT 0x8E),
+ * and two devices sharing a client id must not kick each other in a loop.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+
+#define STABLE_MS 10000
 
 /* ---- paho callbacks (paho's threads) ------------------------------------ */
 
@@ -516,7 +522,7 @@ static void connected(mqim_client *c, struct mqim__ev *ev)
 	char topic[80];
 
 	c->connect_deadline = INT64_MAX;
-	c->failures = 0;
+	c->connected_at = mqim__mono_ms();
 	c->window = c->o.max_inflight < ev->recv_max ? c->o.max_inflight : ev->recv_max;
 	if (c->window == 0)
 		c->window = 1;
@@ -538,6 +544,16 @@ static void connected(mqim_client *c, struct mqim__ev *ev)
 		}
 	}
 	free(env);
+}
+
+/* A connection ended: a long one starts the backoff afresh, a short one
+ * is one more failure in a row. */
+static void lost_count(mqim_client *c)
+{
+	if (mqim__mono_ms() - c->connected_at >= STABLE_MS)
+		c->failures = 0;
+	else
+		c->failures++;
 }
 
 /* The answer to a connect came: its context can go. */
@@ -588,7 +604,7 @@ void mqim__link_event(mqim_client *c, struct mqim__ev *ev)
 			mqim__set_state(c, MQIM_STATE_TAKEN_OVER, MQIM_ETAKEN);
 			break;
 		}
-		c->failures = 0;
+		lost_count(c);
 		schedule_retry(c, MQIM_ECONN);
 		break;
 	case MQIM_EV_SUB_DONE:
@@ -606,7 +622,11 @@ void mqim__link_dead(mqim_client *c, int err)
 {
 	link_abort(c);
 	link_down(c);
-	c->failures = 0;
+	lost_count(c);
+	if (c->failures > 0) {
+		schedule_retry(c, err);
+		return;
+	}
 	mqim__set_state(c, MQIM_STATE_WAITING, err);
 	if (mqim__link_start(c) != MQIM_OK) {
 		c->failures++;

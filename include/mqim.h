@@ -107,8 +107,11 @@ enum mqim_state {
 	MQIM_STATE_GAVE_UP,       /* options.max_attempts failed in a row: waits for mqim_reconnect() */
 	MQIM_STATE_AUTH_FAILED,   /* the broker refused the user, password or client id:
 	                           * reported once, not retried until mqim_reconnect() */
-	MQIM_STATE_TAKEN_OVER,    /* another connection took this session (same client id):
-	                           * not retried until mqim_reconnect() */
+	MQIM_STATE_TAKEN_OVER,    /* another connection took this session (same client id)
+	                           * and the broker said so (DISCONNECT 0x8E): not retried
+	                           * until mqim_reconnect().  (Mosquitto 2.0 does not say
+	                           * so: there, connections that end within 10 s of their
+	                           * CONNACK count as failed attempts and back off.) */
 	MQIM_STATE_LOGGED_OUT,    /* mqim_logout(): final, never reconnects */
 };
 

@@ -437,6 +437,71 @@ static void test_read_from_callback(void **state)
 	pair_close(&p);
 }
 
+/* Nothing listens: after max_attempts the client gives up and waits;
+ * mqim_reconnect() starts again. */
+static void test_gave_up_and_reconnect(void **state)
+{
+	struct tc t;
+	struct mqim_options o;
+	char dir[256];
+	(void)state;
+	tc_tmpdir(dir, sizeof dir, "alice");
+	tc_options(&o, 1, "alice", PW, dir);   /* port 1: connection refused */
+	o.max_attempts = 3;
+	o.backoff_min_ms = 50;
+	o.backoff_max_ms = 100;
+	tc_init(&t);
+	assert_int_equal(tc_create(&t, &o), MQIM_OK);
+	assert_int_equal(mqim_connect(t.c), MQIM_OK);
+	assert_true(tc_wait_state(&t, MQIM_STATE_GAVE_UP, WAIT_MS));
+	assert_int_equal(tc_state_count(&t, MQIM_STATE_CONNECTING), 3);
+	tc_sleep(500);
+	assert_int_equal(tc_state_count(&t, MQIM_STATE_CONNECTING), 3);
+	int before = tc_nstates(&t);
+	assert_int_equal(mqim_reconnect(t.c), MQIM_OK);
+	assert_true(tc_wait_state_after(&t, MQIM_STATE_CONNECTING, before, WAIT_MS));
+	assert_true(tc_wait_state_after(&t, MQIM_STATE_GAVE_UP, before, WAIT_MS));
+	tc_close(&t);
+	tc_rmdir(dir);
+}
+
+/* The same client id logs in elsewhere.  A broker that says so (DISCONNECT
+ * 0x8E) gets TAKEN_OVER and no reconnect; Mosquitto 2.0 just closes the old
+ * connection, and then the short-lived connections count as failures and
+ * back off: either way, no reconnect storm between the two. */
+static void test_taken_over_no_storm(void **state)
+{
+	struct tc t1, t2;
+	struct mqim_options o;
+	char d1[256], d2[256];
+	(void)state;
+	tc_tmpdir(d1, sizeof d1, "bob");
+	tc_tmpdir(d2, sizeof d2, "bob");
+	tc_options(&o, broker.port, "bob", PW, d1);
+	o.client_id = "bob/shared";
+	o.backoff_min_ms = 1000;
+	o.backoff_max_ms = 60000;
+	tc_init(&t1);
+	assert_int_equal(tc_create(&t1, &o), MQIM_OK);
+	assert_int_equal(mqim_connect(t1.c), MQIM_OK);
+	assert_true(tc_wait_state(&t1, MQIM_STATE_CONNECTED, WAIT_MS));
+	o.data_dir = d2;
+	tc_init(&t2);
+	assert_int_equal(tc_create(&t2, &o), MQIM_OK);
+	assert_int_equal(mqim_connect(t2.c), MQIM_OK);
+	assert_true(tc_wait_state(&t2, MQIM_STATE_CONNECTED, WAIT_MS));
+	tc_sleep(6000);
+	int n1 = tc_state_count(&t1, MQIM_STATE_CONNECTING);
+	int n2 = tc_state_count(&t2, MQIM_STATE_CONNECTING);
+	/* Without damping, about 15 each in 6 s; with it, at most 4 or 5. */
+	assert_true(n1 <= 5);
+	assert_true(n2 <= 5);
+	tc_close(&t1);
+	tc_close(&t2);
+	tc_rmdir(d1);
+	tc_rmdir(d2);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +518,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_wrong_password),
 		cmocka_unit_test(test_logout_stays_out),
 		cmocka_unit_test(test_read_from_callback),
+		cmocka_unit_test(test_gave_up_and_reconnect),
+		cmocka_unit_test(test_taken_over_no_storm),
 	};
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);

@@ -166,6 +166,40 @@ static void test_wrong_password_and_usage(void **state)
 	assert_int_equal(run("bob", PW, "frobnicate", NULL, 0), 2);
 }
 
+/* chat, fed by a pipe: a typed line goes out, what arrives is shown. */
+static void test_chat(void **state)
+{
+	struct tc b;
+	char db[256], out[4096];
+	(void)state;
+	tc_tmpdir(db, sizeof db, "bob");
+	assert_int_equal(tc_open(&b, broker.port, "bob", PW, db), MQIM_OK);
+	assert_true(tc_wait_state(&b, MQIM_STATE_CONNECTED, WAIT_MS));
+	/* alice's cli session exists (the broker keeps messages for it)... */
+	assert_int_equal(run("alice", PW, "listen --timeout 1", NULL, 0), 0);
+	/* ...so what bob says meanwhile waits for her next start. */
+	assert_int_equal(mqim_send(b.c, "alice", false, NULL, "are you there?", 14, 1, NULL), MQIM_OK);
+	tc_sleep(300);
+	char args[256];
+	snprintf(args, sizeof args, "chat bob < <(sleep 1; echo 'typed in chat'; sleep 1.5; echo /quit)");
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "bash -c \"%s -h 127.0.0.1 -p %d -u alice -P '%s' --data-dir %s/alice %s\"",
+		 mqim_bin, broker.port, PW, cli_dir, args);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	size_t n = fread(out, 1, sizeof out - 1, f);
+	out[n] = '\0';
+	assert_int_equal(pclose(f), 0);
+	if (!strstr(out, "are you there?"))
+		fprintf(stderr, "chat printed:\n%s\n", out);
+	assert_non_null(strstr(out, "are you there?"));
+	assert_non_null(strstr(out, "-- connected --"));
+	assert_true(tc_wait_msgs(&b, 1, WAIT_MS));
+	assert_string_equal(b.msgs[0].body, "typed in chat");
+	tc_close(&b);
+	tc_rmdir(db);
+}
+
 static void test_pack_unpack(void **state)
 {
 	char cmd[2048], out[1024];
@@ -198,6 +232,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_listen_json),
 		cmocka_unit_test(test_outbox_and_queued),
 		cmocka_unit_test(test_wrong_password_and_usage),
+		cmocka_unit_test(test_chat),
 		cmocka_unit_test(test_pack_unpack),
 	};
 	if (argc > 1)
