@@ -22,7 +22,9 @@
  * max_attempts, then GAVE_UP.  A refusal of the credentials or client id
  * (CONNACK 0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C) is final until
  * mqim_reconnect(): AUTH_FAILED, reported once.  So is a session take-over
- * (DISCONNECT 0x8E): TAKEN_OVER.  A publish with no acknowledgement within
+ * (DISCONNECT 0x8E) or a kick (0x98 Administrative action: the mqim plugin's
+ * single-session policy, or the operator): TAKEN_OVER, "logged in
+ * elsewhere", so two devices never kick each other in a loop.  A publish with no acknowledgement within
  * ack_timeout_ms means the link is dead: drop it and reconnect at once.
  * A connection that ends within STABLE_MS of its CONNACK counts as a failed
  * attempt, so that flapping backs off too: Mosquitto 2.0 closes a session
@@ -599,7 +601,7 @@ void mqim__link_event(mqim_client *c, struct mqim__ev *ev)
 		if (c->st != MQIM_STATE_CONNECTED && c->st != MQIM_STATE_CONNECTING)
 			break;
 		link_down(c);
-		if (ev->reason == 0x8E) {
+		if (ev->reason == 0x8E || ev->reason == 0x98) {
 			c->reconnect_at = INT64_MAX;
 			mqim__set_state(c, MQIM_STATE_TAKEN_OVER, MQIM_ETAKEN);
 			break;

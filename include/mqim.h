@@ -107,9 +107,11 @@ enum mqim_state {
 	MQIM_STATE_GAVE_UP,       /* options.max_attempts failed in a row: waits for mqim_reconnect() */
 	MQIM_STATE_AUTH_FAILED,   /* the broker refused the user, password or client id:
 	                           * reported once, not retried until mqim_reconnect() */
-	MQIM_STATE_TAKEN_OVER,    /* another connection took this session (same client id)
-	                           * and the broker said so (DISCONNECT 0x8E): not retried
-	                           * until mqim_reconnect().  (Mosquitto 2.0 does not say
+	MQIM_STATE_TAKEN_OVER,    /* logged in elsewhere: another connection took this
+	                           * session (DISCONNECT 0x8E), or the broker closed it
+	                           * with 0x98 Administrative action (the mqim plugin's
+	                           * single-session policy, or an operator's kick): not
+	                           * retried until mqim_reconnect().  (Mosquitto 2.0 does not say
 	                           * so: there, connections that end within 10 s of their
 	                           * CONNACK count as failed attempts and back off.) */
 	MQIM_STATE_LOGGED_OUT,    /* mqim_logout(): final, never reconnects */
