@@ -516,7 +516,7 @@ static void removed_member_keeps_no_subscription(void **state)
 	bystanders_ok();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(wildcards_and_shares_refused, before_each),
@@ -526,5 +526,7 @@ int main(void)
 		cmocka_unit_test_setup(topic_alias_checked_on_resolved_topic, before_each),
 		cmocka_unit_test_setup(removed_member_keeps_no_subscription, before_each),
 	};
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
 	return cmocka_run_group_tests_name("attacks: eavesdropping", tests, setup, teardown);
 }

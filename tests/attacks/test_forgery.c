@@ -641,7 +641,7 @@ static void retained_refused(void **state)
 	bystanders_ok();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(forged_sender_refused, before_each),
@@ -652,5 +652,7 @@ int main(void)
 		cmocka_unit_test_setup(wills_never_delivered, before_each),
 		cmocka_unit_test_setup(retained_refused, before_each),
 	};
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
 	return cmocka_run_group_tests_name("attacks: forgery", tests, setup, teardown);
 }

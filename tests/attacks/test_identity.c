@@ -554,7 +554,7 @@ static void persistent_session_of_disabled_user(void **state)
 	bystanders_ok();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(bad_names_refused_at_login, before_each),
@@ -566,5 +566,7 @@ int main(void)
 		cmocka_unit_test_setup(persistent_session_of_deleted_user, before_each),
 		cmocka_unit_test_setup(persistent_session_of_disabled_user, before_each),
 	};
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
 	return cmocka_run_group_tests_name("attacks: identity", tests, setup, teardown);
 }

@@ -861,7 +861,7 @@ static void sighup_x100_under_load(void **state)
 	finish(&W);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(oversized_payloads, world_teardown),
@@ -872,5 +872,7 @@ int main(void)
 		cmocka_unit_test_teardown(one_user_flood_unlimited, world_teardown),
 		cmocka_unit_test_teardown(sighup_x100_under_load, world_teardown),
 	};
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
 	return cmocka_run_group_tests_name("attacks: resource abuse", tests, NULL, NULL);
 }
