@@ -562,9 +562,11 @@ static int check_options(const struct mqim_options *o)
 	return MQIM_OK;
 }
 
+/* host and port with a CA or client certificate given mean TLS. */
 static char *make_uri(const struct mqim_options *o)
 {
 	char buf[1024];
+	const char *scheme = o->ca_file || o->cert_file ? "ssl" : "tcp";
 	if (o->uri) {
 		if (strncmp(o->uri, "mqtt://", 7) == 0)
 			snprintf(buf, sizeof buf, "tcp://%s", o->uri + 7);
@@ -575,9 +577,9 @@ static char *make_uri(const struct mqim_options *o)
 		else
 			snprintf(buf, sizeof buf, "tcp://%s", o->uri);
 	} else if (strchr(o->host, ':') && o->host[0] != '[') {
-		snprintf(buf, sizeof buf, "tcp://[%s]:%d", o->host, o->port);
+		snprintf(buf, sizeof buf, "%s://[%s]:%d", scheme, o->host, o->port);
 	} else {
-		snprintf(buf, sizeof buf, "tcp://%s:%d", o->host, o->port);
+		snprintf(buf, sizeof buf, "%s://%s:%d", scheme, o->host, o->port);
 	}
 	return strdup(buf);
 }
@@ -633,6 +635,8 @@ static void client_free(mqim_client *c)
 	free(c->slots);
 	free(c->uri);
 	free(c->ca_file);
+	free(c->cert_file);
+	free(c->key_file);
 	free(c->user);
 	if (c->password) {
 		explicit_bzero(c->password, strlen(c->password));
@@ -696,10 +700,17 @@ static void close_stores(mqim_client *c)
 MQIM_EXPORT int mqim_create(const struct mqim_options *opts, const struct mqim_callbacks *cbs,
 			    void *user_data, mqim_client **out)
 {
+	struct mqim_options cur;
 	int rc;
-	if (!out)
+	if (!out || !opts || opts->version < 1 || opts->version > MQIM_OPTIONS_VERSION)
 		return MQIM_EINVAL;
 	*out = NULL;
+	/* An app built against version 1 passes a shorter struct: copy what it
+	 * has, the fields added since stay zero (their defaults). */
+	memset(&cur, 0, sizeof(cur));
+	memcpy(&cur, opts, opts->version == 1 ? offsetof(struct mqim_options, cert_file) : sizeof(cur));
+	cur.version = MQIM_OPTIONS_VERSION;
+	opts = &cur;
 	rc = check_options(opts);
 	if (rc != MQIM_OK)
 		return rc;
@@ -718,18 +729,22 @@ MQIM_EXPORT int mqim_create(const struct mqim_options *opts, const struct mqim_c
 	init_sync(c);
 	c->uri = make_uri(opts);
 	c->ca_file = dupstr(opts->ca_file);
+	c->cert_file = dupstr(opts->cert_file);
+	c->key_file = dupstr(opts->key_file);
 	c->user = strdup(opts->user);
 	c->password = dupstr(opts->password);
 	c->data_dir = strdup(opts->data_dir);
 	c->nslots = opts->max_inflight + 2;
 	c->slots = calloc(c->nslots, sizeof *c->slots);
 	if (!c->uri || !c->user || !c->data_dir || !c->slots ||
-	    (opts->ca_file && !c->ca_file) || (opts->password && !c->password)) {
+	    (opts->ca_file && !c->ca_file) || (opts->password && !c->password) ||
+	    (opts->cert_file && !c->cert_file) || (opts->key_file && !c->key_file)) {
 		rc = MQIM_ENOMEM;
 		goto fail;
 	}
 	/* Strings in c->o point to the caller's memory: never used past here. */
 	c->o.host = c->o.uri = c->o.ca_file = c->o.user = c->o.password = NULL;
+	c->o.cert_file = c->o.key_file = NULL;
 	c->o.data_dir = NULL;
 	snprintf(c->inbox, sizeof c->inbox, "%s%s", "im/u/", c->user);
 	c->bo = (struct mqim__backoff){ opts->backoff_min_ms, opts->backoff_max_ms, opts->max_attempts };

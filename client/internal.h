@@ -128,7 +128,7 @@ struct mqim_client {
 	struct mqim_options o;      /* strings below are our copies */
 	struct mqim_callbacks cb;
 	void *ud;
-	char *uri, *ca_file, *user, *password, *client_id, *data_dir;
+	char *uri, *ca_file, *cert_file, *key_file, *user, *password, *client_id, *data_dir;
 	char inbox[80];             /* im/u/{user} */
 	struct mqim__backoff bo;
 	struct mqim__ob_cfg obcfg;

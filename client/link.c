@@ -375,8 +375,10 @@ int mqim__link_start(mqim_client *c)
 	opts.context = cc;
 	if (strncmp(c->uri, "ssl://", 6) == 0) {
 		ssl.trustStore = c->ca_file;
-		ssl.enableServerCertAuth = 1;
-		ssl.verify = 1;
+		ssl.keyStore = c->cert_file;
+		ssl.privateKey = c->key_file ? c->key_file : c->cert_file;
+		ssl.enableServerCertAuth = !c->o.insecure;
+		ssl.verify = !c->o.insecure;   /* host name against the certificate */
 		opts.ssl = &ssl;
 	}
 	c->connect_deadline = mqim__mono_ms() + c->o.connect_timeout_ms + 2000;

@@ -164,7 +164,9 @@ struct mqim_options {
 	int port;                     /* default 1883 */
 	const char *uri;              /* overrides host and port: "tcp://h:p" or
 	                               * "ssl://h:p" (also mqtt:// and mqtts://) */
-	const char *ca_file;          /* PEM trust store for ssl://; NULL: the system's */
+	const char *ca_file;          /* PEM trust store for ssl://; NULL: the system's.
+	                               * With host and port, a CA or a client
+	                               * certificate means ssl:// */
 	const char *user;             /* required: the user id */
 	const char *password;         /* the password or token */
 	const char *client_id;        /* NULL: "{user}/{device id}", the device id made
@@ -197,15 +199,20 @@ struct mqim_options {
 	                               * send survives a power cut; MQIM_DURABLE_APP:
 	                               * survives a crash of the app, not of the OS
 	                               * (faster: no fsync per write) */
+	/* version 2 */
+	const char *cert_file;        /* PEM client certificate for mutual TLS, or NULL */
+	const char *key_file;         /* its PEM private key (may be cert_file itself) */
+	int insecure;                 /* 1: skip verifying the server's certificate and
+	                               * host name (tests only; verified by default) */
 };
 
-#define MQIM_OPTIONS_VERSION 1
+#define MQIM_OPTIONS_VERSION 2
 #define MQIM_DURABLE_FULL 0
 #define MQIM_DURABLE_APP  1
 
 #define MQIM_OPTIONS_INIT { MQIM_OPTIONS_VERSION, "localhost", 1883, NULL, NULL, \
 	NULL, NULL, NULL, NULL, NULL, 60, 7u * 24 * 3600, 10000, 20000, 15000, 3, \
-	1000, 60000, 0, 20, 65536, 100000, MQIM_DURABLE_FULL }
+	1000, 60000, 0, 20, 65536, 100000, MQIM_DURABLE_FULL, NULL, NULL, 0 }
 
 /* Callbacks; any may be NULL.  All come on the client's library thread, one
  * at a time (see Threads above); user_data is the pointer given to

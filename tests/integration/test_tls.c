@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <MQTTAsync.h>
@@ -168,11 +169,49 @@ static void mutual_tls(void **state)
 	tbroker_cleanup(&e.b);
 }
 
+/* Run `mqim [tls options] send --wait sent alice hi` against the TLS
+ * listener; returns its exit status. */
+static int mqim_send(const struct tls_env *e, const char *tls_opts)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+		 "timeout 30 %s/mqim -h localhost -p %d %s -u alice -P alice-pw --data-dir %s/mqim-data "
+		 "send --wait sent --timeout 4 alice hi >/dev/null 2>&1",
+		 tbroker_build_dir(), e->tls_port, tls_opts, e->b.dir);
+	int rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* libmqim over TLS, through the mqim tool: verified by default, refused
+ * with a foreign CA, accepted with it only under an explicit --insecure,
+ * and mutual TLS with --cert / --key. */
+static void libmqim_over_tls(void **state)
+{
+	struct tls_env e;
+	char opts[1600];
+	tls_start(&e, false);
+	snprintf(opts, sizeof opts, "--cafile %s", e.ca);
+	assert_int_equal(mqim_send(&e, opts), 0);
+	snprintf(opts, sizeof opts, "--cafile %s", e.other_ca);
+	assert_int_not_equal(mqim_send(&e, opts), 0);
+	snprintf(opts, sizeof opts, "--cafile %s --insecure", e.other_ca);
+	assert_int_equal(mqim_send(&e, opts), 0);
+	tbroker_cleanup(&e.b);
+
+	tls_start(&e, true);
+	snprintf(opts, sizeof opts, "--cafile %s", e.ca);
+	assert_int_not_equal(mqim_send(&e, opts), 0);
+	snprintf(opts, sizeof opts, "--cafile %s --cert %s --key %s", e.ca, e.cert, e.key);
+	assert_int_equal(mqim_send(&e, opts), 0);
+	tbroker_cleanup(&e.b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(tls_handshake_and_refusals),
 		cmocka_unit_test(mutual_tls),
+		cmocka_unit_test(libmqim_over_tls),
 	};
 	return cmocka_run_group_tests_name("tls", tests, NULL, NULL);
 }

@@ -34,6 +34,9 @@ struct cli {
 	int port;
 	const char *uri;
 	const char *ca_file;
+	const char *cert_file;    /* mutual TLS */
+	const char *key_file;
+	int insecure;
 	const char *user;
 	char *password;          /* malloc'd */
 	const char *data_dir;

@@ -36,7 +36,12 @@ static const char help_text[] =
 "    -p, --port PORT        broker port (default 1883)\n"
 "        --uri URI          broker URI instead of host and port:\n"
 "                           tcp://H:P, mqtt://H:P, ssl://H:P, mqtts://H:P\n"
-"        --ca-file FILE     trust store for ssl:// and mqtts://\n"
+"        --cafile FILE      CA certificates (PEM) to verify the broker with;\n"
+"                           implies ssl:// (also spelt --ca-file)\n"
+"        --cert FILE        client certificate (PEM), for mutual TLS\n"
+"        --key FILE         its private key (PEM)\n"
+"        --insecure         do not verify the broker's certificate and host\n"
+"                           name (tests only; verified by default)\n"
 "    -u, --user USER        user id (required except for pack / unpack)\n"
 "    -P, --password PASS    password; or --password-stdin (first line of\n"
 "                           standard input), or the MQIM_PASSWORD variable\n"
@@ -263,6 +268,9 @@ int session_open(struct session *s, struct cli *cli, bool need_password)
 	o.port = cli->port;
 	o.uri = cli->uri;
 	o.ca_file = cli->ca_file;
+	o.cert_file = cli->cert_file;
+	o.key_file = cli->key_file;
+	o.insecure = cli->insecure;
 	o.user = cli->user;
 	o.password = cli->password;
 	o.client_id = cli->client_id;
@@ -482,7 +490,7 @@ static int default_data_dir(struct cli *cli)
 	return 0;
 }
 
-enum { OPT_URI = 256, OPT_CA, OPT_PWSTDIN, OPT_DATADIR, OPT_CLIENTID, OPT_KEEPALIVE,
+enum { OPT_URI = 256, OPT_CA, OPT_CERT, OPT_KEY, OPT_INSECURE, OPT_PWSTDIN, OPT_DATADIR, OPT_CLIENTID, OPT_KEEPALIVE,
        OPT_HELP, OPT_VERSION };
 
 static int run(struct cli *cli_out, int argc, char **argv)
@@ -494,6 +502,10 @@ static int run(struct cli *cli_out, int argc, char **argv)
 		{ "password", required_argument, NULL, 'P' },
 		{ "uri", required_argument, NULL, OPT_URI },
 		{ "ca-file", required_argument, NULL, OPT_CA },
+		{ "cafile", required_argument, NULL, OPT_CA },
+		{ "cert", required_argument, NULL, OPT_CERT },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "password-stdin", no_argument, NULL, OPT_PWSTDIN },
 		{ "data-dir", required_argument, NULL, OPT_DATADIR },
 		{ "client-id", required_argument, NULL, OPT_CLIENTID },
@@ -532,6 +544,9 @@ static int run(struct cli *cli_out, int argc, char **argv)
 			break;
 		case OPT_URI: cli.uri = optarg; break;
 		case OPT_CA: cli.ca_file = optarg; break;
+		case OPT_CERT: cli.cert_file = optarg; break;
+		case OPT_KEY: cli.key_file = optarg; break;
+		case OPT_INSECURE: cli.insecure = 1; break;
 		case OPT_PWSTDIN: pw_stdin = true; break;
 		case OPT_DATADIR: cli.data_dir = optarg; break;
 		case OPT_CLIENTID: cli.client_id = optarg; break;
