@@ -29,6 +29,9 @@ LDFLAGS   ?=
 ifneq ($(SANITIZE),)
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 LDFLAGS    += -fsanitize=$(SANITIZE)
+# third-party leaks only (paho, the broker): see the file
+export LSAN_OPTIONS = suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
+export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 endif
 ifneq ($(COVERAGE),)
 ALL_CFLAGS += --coverage
