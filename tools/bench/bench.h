@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "mqtt_raw.h"
@@ -423,6 +424,9 @@ int client_bench(int port, const char *work, unsigned n, unsigned rounds,
  * in the file at path with body (the markers are added at the end of the
  * file when missing).  0 or -1. */
 int doc_replace_section(const char *path, const char *name, const char *body);
+/* "`make TARGET`, which runs `mqim-bench ARGS`" (the first part only
+ * when run by make) into f; argv[0] is the subcommand. */
+void print_command(FILE *f, const char *make_target, int argc, char **argv);
 /* "N cores, CPU model" of this machine into out. */
 void machine_line(char *out, size_t n);
 

@@ -221,11 +221,10 @@ static void header(FILE *f, const struct cmp_data *d, const struct cmp_opts *o, 
 	char machine[512], date[64];
 	machine_line(machine, sizeof(machine));
 	strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", gmtime(&d->started));
-	fprintf(f, "Measured %s on %s, in %.1f minutes.\n\nCommand: `", date, machine,
+	fprintf(f, "Measured %s on %s, in %.1f minutes.\n\nCommand: ", date, machine,
 		difftime(d->finished, d->started) / 60.0);
-	for (int i = 0; i < argc; i++)
-		fprintf(f, "%s%s", i ? " " : "", argv[i]);
-	fprintf(f, "`%s.\n\n", o->quick ? " (quick smoke run: too short for conclusions)" : "");
+	print_command(f, "bench", argc, argv);
+	fprintf(f, "%s.\n\n", o->quick ? " (quick smoke run: too short for conclusions)" : "");
 	fprintf(f, "%u interleaved rounds (A, B, C, A, B, C, ...); each cell is the median and, in "
 		   "brackets, the min–max over the rounds; ratios are ratios of medians.  pairs: %u "
 		   "conversations × %u messages, window %u; group: 1 sender → %u members × %u messages, "

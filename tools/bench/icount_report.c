@@ -195,10 +195,9 @@ int ic_report(const struct ic_data *d, const char *work0, const char *work1, con
 		return -1;
 	machine_line(machine, sizeof(machine));
 	strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", gmtime(&d->started));
-	fprintf(out, "Measured %s on %s.  Command: `", date, machine);
-	for (int i = 0; i < argc; i++)
-		fprintf(out, "%s%s", i ? " " : "", argv[i]);
-	fprintf(out, "`.  Broker instructions (valgrind --tool=callgrind, Ir of the mosquitto process "
+	fprintf(out, "Measured %s on %s.  Command: ", date, machine);
+	print_command(out, "bench-icount", argc, argv);
+	fprintf(out, ".  Broker instructions (valgrind --tool=callgrind, Ir of the mosquitto process "
 		     "only) per delivered message: (Ir of a big run − Ir of a small run) / (deliveries "
 		     "of the big run − of the small run), each on a fresh broker.\n\n");
 	totals(out, d, work, &missed);

@@ -71,3 +71,13 @@ void machine_line(char *out, size_t n)
 	snprintf(out, n, "%ld cores (nproc), %s, %.1f GiB RAM", cores, model,
 		 (double)mem_kib / 1048576.0);
 }
+
+void print_command(FILE *f, const char *make_target, int argc, char **argv)
+{
+	if (getenv("MAKELEVEL"))
+		fprintf(f, "`make %s`, which runs ", make_target);
+	fprintf(f, "`mqim-bench");
+	for (int i = 0; i < argc; i++)
+		fprintf(f, " %s", argv[i]);
+	fprintf(f, "`");
+}
