@@ -273,6 +273,7 @@ struct flow_result {
 	/* CPU seconds from the first send to the end, of this process and of
 	 * the broker (-1 when unknown): is the broker the bottleneck? */
 	double gen_cpu_s, broker_cpu_s;
+	double broker_user_s, broker_sys_s;  /* the broker's, split */
 };
 
 /* Run one flow scenario against the broker at cfg->port.  Returns 0 when
@@ -370,6 +371,8 @@ long broker_rss_kib(const struct broker *b);
 long broker_rss_kib_pid(pid_t pid);
 /* CPU time (user + system) of a process in seconds, or -1. */
 double proc_cpu_s(pid_t pid);
+/* The same, split: 0 or -1. */
+int proc_cpu_split(pid_t pid, double *user_s, double *sys_s);
 /* CPU time of this process in seconds. */
 double self_cpu_s(void);
 /* Kill every broker still running (at exit); they are tracked here. */

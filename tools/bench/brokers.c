@@ -325,7 +325,7 @@ long broker_rss_kib(const struct broker *b)
 	return broker_rss_kib_pid(b->pid);
 }
 
-double proc_cpu_s(pid_t pid)
+int proc_cpu_split(pid_t pid, double *user_s, double *sys_s)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -333,13 +333,22 @@ double proc_cpu_s(pid_t pid)
 	if (!f)
 		return -1;
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	double tck = (double)sysconf(_SC_CLK_TCK);
 	fclose(f);
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')'); /* the command name may hold spaces */
 	unsigned long ut, st;
 	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	*user_s = (double)ut / tck;
+	*sys_s = (double)st / tck;
+	return 0;
+}
+
+double proc_cpu_s(pid_t pid)
+{
+	double u, s;
+	return proc_cpu_split(pid, &u, &s) == 0 ? u + s : -1;
 }
 
 double self_cpu_s(void)

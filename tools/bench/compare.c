@@ -139,25 +139,38 @@ static void count_losses(struct cmp_data *d, enum broker_kind k, const struct fl
 		d->incomplete[k]++;
 }
 
-static struct flow_cfg flow_base(const struct cmp_opts *o, int port, uint64_t nonce)
+static struct flow_cfg flow_base(const struct cmp_opts *o, const struct broker *b, uint64_t nonce)
 {
-	struct flow_cfg c = { .port = port, .pairs = o->pairs, .group_size = o->group_size,
+	struct flow_cfg c = { .port = b->port, .broker_pid = b->pid, .pairs = o->pairs, .group_size = o->group_size,
 			      .n = o->n, .qos = 1, .window = o->window, .timeout_s = 300,
 			      .nonce = nonce };
 	return c;
+}
+
+/* Broker CPU per delivery (user, system) and generator/broker CPU. */
+static void rec_cpu(struct cmp_data *d, enum broker_kind k, const struct flow_result *r,
+		    enum metric user, enum metric sys, enum metric gen)
+{
+	if (r->broker_cpu_s <= 0 || !r->delivered)
+		return;
+	rec(d, k, user, r->broker_user_s * 1e9 / (double)r->delivered);
+	rec(d, k, sys, r->broker_sys_s * 1e9 / (double)r->delivered);
+	rec(d, k, gen, r->gen_cpu_s / r->broker_cpu_s);
 }
 
 static int run_pairs(struct cmp_data *d, const struct cmp_opts *o, const struct broker *b, uint8_t qos)
 {
 	static const enum metric rate_m[] = { M_Q0, M_Q1, M_Q2 };
 	static const enum metric p99_m[] = { M_Q0_P99, M_Q1_P99, M_Q2_P99 };
-	struct flow_cfg c = flow_base(o, b->port, rand64());
+	struct flow_cfg c = flow_base(o, b, rand64());
 	struct flow_result r = { 0 };
 	c.qos = qos;
 	if (flows_run(&c, &r) != 0)
 		return -1;
 	rec(d, b->kind, rate_m[qos], r.rate);
 	rec(d, b->kind, p99_m[qos], r.p99_us);
+	if (qos == 1)
+		rec_cpu(d, b->kind, &r, M_Q1_USER, M_Q1_SYS, M_Q1_GEN);
 	count_losses(d, b->kind, &r);
 	note("%s pairs QoS %u: %.0f msg/s, p50 %.0f us, p99 %.0f us, lost %llu, dup %llu",
 	     broker_name(b->kind), qos, r.rate, r.p50_us, r.p99_us,
@@ -167,7 +180,7 @@ static int run_pairs(struct cmp_data *d, const struct cmp_opts *o, const struct 
 
 static int run_group(struct cmp_data *d, const struct cmp_opts *o, const struct broker *b)
 {
-	struct flow_cfg c = flow_base(o, b->port, rand64());
+	struct flow_cfg c = flow_base(o, b, rand64());
 	struct flow_result r = { 0 };
 	c.group = true;
 	c.n = o->group_n;
@@ -175,6 +188,7 @@ static int run_group(struct cmp_data *d, const struct cmp_opts *o, const struct 
 		return -1;
 	rec(d, b->kind, M_GROUP, r.rate);
 	rec(d, b->kind, M_GROUP_P99, r.p99_us);
+	rec_cpu(d, b->kind, &r, M_GROUP_USER, M_GROUP_SYS, M_GROUP_GEN);
 	count_losses(d, b->kind, &r);
 	note("%s group 1->%u: %.0f deliveries/s, p99 %.0f us, lost %llu", broker_name(b->kind),
 	     o->group_size, r.rate, r.p99_us, (unsigned long long)r.lost);
@@ -185,7 +199,7 @@ static int run_group(struct cmp_data *d, const struct cmp_opts *o, const struct 
 static int run_storm(struct cmp_data *d, const struct cmp_opts *o, const struct broker *b,
 		     const struct storm_cfg *sc, struct flow_result *r, struct storm_result *sr)
 {
-	struct flow_cfg c = flow_base(o, b->port, rand64());
+	struct flow_cfg c = flow_base(o, b, rand64());
 	c.rate = o->rate;
 	c.storm = sc;
 	c.timeout_s = (unsigned)(sc->base_s + sc->max_s) + 120;

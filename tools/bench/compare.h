@@ -28,6 +28,8 @@ enum metric {
 	M_LAT_P50, M_LAT_P99, M_LAT_P999,           /* latency at rest, us */
 	M_STORM_P99, M_STORM_RATIO, M_STORM_LOGINS, /* reconnect storm */
 	M_CONN_LO, M_CONN_HI, M_CONN_SLOPE,         /* broker bytes per session */
+	M_Q1_USER, M_Q1_SYS, M_GROUP_USER, M_GROUP_SYS, /* broker CPU ns per delivery */
+	M_Q1_GEN, M_GROUP_GEN,                      /* generator CPU / broker CPU */
 	M_COUNT
 };
 

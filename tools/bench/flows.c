@@ -64,7 +64,7 @@ struct run {
 	uint64_t delivered, dup, garbled;
 	struct samples lat, lat_base, lat_storm;
 	struct storm *storm;
-	double cpu0_self, cpu0_broker;   /* at the start of sending */
+	double cpu0_self, cpu0_user, cpu0_sys;  /* at the start of sending; -1: unknown */
 };
 
 /* ---- receiving ------------------------------------------------------------ */
@@ -392,7 +392,9 @@ static void start_sending(struct run *run, uint64_t now)
 	run->phase = PH_SEND;
 	run->t_send_start = run->t_last_progress = now;
 	run->cpu0_self = self_cpu_s();
-	run->cpu0_broker = run->cfg->broker_pid ? proc_cpu_s(run->cfg->broker_pid) : -1;
+	run->cpu0_user = -1;
+	if (run->cfg->broker_pid)
+		proc_cpu_split(run->cfg->broker_pid, &run->cpu0_user, &run->cpu0_sys);
 	for (uint32_t f = 0; f < run->nflows; f++) /* spread paced senders evenly */
 		run->flows[f].next_due = now + run->flows[f].period_ns * f / run->nflows;
 }
@@ -519,8 +521,13 @@ static void fill_result(struct run *run, struct flow_result *res)
 	res->storm_n = run->lat_storm.n;
 	res->complete = !run->broken && res->lost == 0 && res->refused == 0 && res->sent > 0;
 	res->gen_cpu_s = self_cpu_s() - run->cpu0_self;
-	double b = run->cfg->broker_pid ? proc_cpu_s(run->cfg->broker_pid) : -1;
-	res->broker_cpu_s = b >= 0 && run->cpu0_broker >= 0 ? b - run->cpu0_broker : -1;
+	double u, s;
+	res->broker_cpu_s = res->broker_user_s = res->broker_sys_s = -1;
+	if (run->cpu0_user >= 0 && proc_cpu_split(run->cfg->broker_pid, &u, &s) == 0) {
+		res->broker_user_s = u - run->cpu0_user;
+		res->broker_sys_s = s - run->cpu0_sys;
+		res->broker_cpu_s = res->broker_user_s + res->broker_sys_s;
+	}
 }
 
 int flows_run(const struct flow_cfg *cfg, struct flow_result *res)
