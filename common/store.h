@@ -10,6 +10,10 @@
  * Strings passed in are borrowed; no reference is kept after a call returns.
  * Records passed to callbacks are valid only until the callback returns.
  * A callback that returns non-zero stops the walk and that value is returned.
+ * A callback must not query the same store: on a file whose indexes are
+ * damaged in ways `PRAGMA quick_check` (run at open) does not see, a query
+ * nested in a walk was seen to restart the walk for ever (the fuzz seed
+ * tests/fuzz/corpus/store/nested_walk_loop).  Walk first, then look up.
  * A callback may call other store functions, but must not start the walk it
  * is called from again (each walk owns one prepared statement).  Walks are
  * in name order.
