@@ -155,6 +155,23 @@ static size_t connect_props(uint8_t *p, const struct mqtt_connect *c)
 	return n;
 }
 
+/* The CONNECT payload: client id, will, username, password. */
+static size_t connect_payload(uint8_t *out, const struct mqtt_connect *c)
+{
+	size_t n = mqtt_put_str(out, c->client_id, sopt(c->client_id));
+	if (c->will_topic) {
+		if (c->version == 5)
+			out[n++] = 0; /* empty will properties */
+		n += mqtt_put_str(out + n, c->will_topic, strlen(c->will_topic));
+		n += mqtt_put_str(out + n, c->will_payload, c->will_len);
+	}
+	if (c->username)
+		n += mqtt_put_str(out + n, c->username, strlen(c->username));
+	if (c->password)
+		n += mqtt_put_str(out + n, c->password, strlen(c->password));
+	return n;
+}
+
 size_t mqtt_enc_connect(uint8_t *out, size_t cap, const struct mqtt_connect *c)
 {
 	bool v5 = c->version == 5;
@@ -197,18 +214,7 @@ size_t mqtt_enc_connect(uint8_t *out, size_t cap, const struct mqtt_connect *c)
 			memcpy(out + n, c->props, c->props_len);
 		n += c->props_len;
 	}
-	n += mqtt_put_str(out + n, c->client_id, cid);
-	if (c->will_topic) {
-		if (v5)
-			out[n++] = 0;
-		n += mqtt_put_str(out + n, c->will_topic, wt);
-		n += mqtt_put_str(out + n, c->will_payload, c->will_len);
-	}
-	if (c->username)
-		n += mqtt_put_str(out + n, c->username, user);
-	if (c->password)
-		n += mqtt_put_str(out + n, c->password, pass);
-	return n;
+	return n + connect_payload(out + n, c);
 }
 
 size_t mqtt_enc_publish(uint8_t *out, size_t cap, int version, const struct mqtt_publish *p)
