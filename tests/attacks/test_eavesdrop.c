@@ -246,6 +246,38 @@ static void share_group_of_the_victim(void **state)
 	bystanders_ok();
 }
 
+/* Malformed $share filters (a wildcard or nothing as the share name, no
+ * filter): Mosquitto itself refuses them, with a reason code or by closing
+ * the connection; either way nothing reaches the eavesdropper. */
+static void malformed_shares_refused(void **state)
+{
+	static const char *const bad[] = {
+		"$share/+/im/u/bob", "$share/#/im/u/bob", "$share//im/u/bob", "$share/x",
+		"$share/x/", "$share/+/#", "$share/x+/im/u/bob",
+	};
+	struct raw alice, bob;
+	login(&alice, "alice", "badshare");
+	login(&bob, "bob", "badshare");
+	assert_int_equal(raw_subscribe(&bob, "im/u/bob", MQTT_SUB_QOS(1), WAIT_MS), 1);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct raw eve;
+		login(&eve, "eve", "badshare");
+		int rc = raw_subscribe(&eve, bad[i], MQTT_SUB_QOS(1), WAIT_MS);
+		print_message("  \"%s\": %d\n", bad[i], rc);
+		if (!(rc >= 0x80 || rc == RAW_CLOSED))
+			fail_msg("eve subscribing to \"%s\" got %d", bad[i], rc);
+		if (rc != RAW_CLOSED) {
+			send_ok(&alice, "im/u/bob", "alice", "bob");
+			expect_from(&bob, "im/u/bob", "alice");
+			expect_nothing(&eve, "eve (a malformed share)", 200);
+		}
+		raw_close(&eve);
+	}
+	raw_disconnect(&alice);
+	raw_disconnect(&bob);
+	bystanders_ok();
+}
+
 /* ---- $SYS ---------------------------------------------------------------------- */
 
 static void sys_refused_to_non_admins(void **state)
@@ -521,6 +553,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(wildcards_and_shares_refused, before_each),
 		cmocka_unit_test_setup(share_group_of_the_victim, before_each),
+		cmocka_unit_test_setup(malformed_shares_refused, before_each),
 		cmocka_unit_test_setup(sys_refused_to_non_admins, before_each),
 		cmocka_unit_test_setup(control_refused_to_non_admins, before_each),
 		cmocka_unit_test_setup(topic_alias_checked_on_resolved_topic, before_each),
