@@ -3,7 +3,7 @@
 #   make            build everything into build/
 #   make run        install missing packages, build, start Mosquitto with the plugin
 #   make test       install missing packages, build, run unit + integration tests
-#   make test-unit | test-integration | fuzz | valgrind | install | clean
+#   make test-unit | test-integration | test-faults | fuzz | valgrind | install | clean
 #
 # Sources are picked up by directory, so adding a file needs no edit here:
 #   common/*.c   -> build/libmqimcommon.a   (shared by plugin, client, tools)
@@ -36,6 +36,9 @@ FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 ATTACK_SRC := $(if $(wildcard tools/bench/mqtt_raw.c),$(wildcard tests/attacks/test_*.c))
 ATTACK_LIB_SRC := $(filter-out tests/attacks/test_%.c,$(wildcard tests/attacks/*.c)) \
               tools/bench/mqtt_raw.c
+# The fault suite: its proxy and world helpers, one runner binary per test_*.c.
+FAULT_SRC  := $(if $(CLIENT_SRC),$(wildcard tests/faults/test_*.c))
+FAULT_LIB_SRC := $(filter-out tests/faults/test_%.c,$(wildcard tests/faults/*.c))
 
 OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 UOBJ = $(patsubst %.c,$(BUILD)/uobj/%.o,$(1))
@@ -52,19 +55,20 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRC))
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 ATTACK_BINS := $(patsubst tests/attacks/%.c,$(BUILD)/tests/attacks/%,$(ATTACK_SRC))
+FAULT_BINS := $(patsubst tests/faults/%.c,$(BUILD)/tests/faults/%,$(FAULT_SRC))
 
 TOOLS := $(if $(MQIMCTL_SRC),$(MQIMCTL)) $(if $(MQIM_SRC),$(MQIM))
 CLIENT_TARGETS := $(if $(CLIENT_SRC),$(CLIENT_SO) $(CLIENT_A) $(BUILD)/mqim.pc)
 
 .PHONY: all plugin client tools tests deps run certs test test-unit test-integration \
-        test-attacks fuzz valgrind install uninstall clean
+        test-attacks test-faults fuzz valgrind install uninstall clean
 
 all: plugin client tools tests
 
 plugin: $(PLUGIN_SO) $(PLUGIN_A)
 client: $(CLIENT_TARGETS)
 tools: $(TOOLS)
-tests: $(UNIT_BINS) $(INTEG_BINS) $(ATTACK_BINS)
+tests: $(UNIT_BINS) $(INTEG_BINS) $(ATTACK_BINS) $(FAULT_BINS)
 
 deps:
 	$(Q)sh mk/deps.sh
@@ -149,10 +153,21 @@ $(BUILD)/tests/attacks/%: tests/attacks/%.c $(call OBJ,$(SUPPORT_SRC) $(ATTACK_L
 	    -o $@ $< $(call OBJ,$(SUPPORT_SRC) $(ATTACK_LIB_SRC)) $(if $(CLIENT_SRC),$(CLIENT_A)) \
 	    $(COMMON_LIB) $(LDFLAGS) $(CMOCKA_LIBS) $(PAHO_LIBS) $(PKG_LIBS) $(JWT_LIBS) -lpthread
 
+$(call OBJ,$(FAULT_LIB_SRC)): CPPFLAGS += -Itests/support -Itests/faults
+
+$(BUILD)/tests/faults/%: tests/faults/%.c $(call OBJ,$(SUPPORT_SRC) $(FAULT_LIB_SRC)) $(COMMON_LIB) $(CLIENT_A)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CPPFLAGS) -Itests/support -Itests/faults -Iclient $(ALL_CFLAGS) -o $@ $< \
+	    $(call OBJ,$(SUPPORT_SRC) $(FAULT_LIB_SRC)) $(CLIENT_A) $(COMMON_LIB) $(LDFLAGS) \
+	    $(CMOCKA_LIBS) $(PAHO_LIBS) $(PKG_LIBS) $(JWT_LIBS) -lpthread
+
+# MQIM_FAULTS=fast: the fault suite's quick subset at small sizes (see
+# tests/faults/test_faults.c); `make test-faults` runs every case.
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(if $(FUZZ_SRC),$(MAKE) --no-print-directory fuzz-smoke)
-	$(Q)sh tests/run.sh $(UNIT_BINS) $(INTEG_BINS) $(ATTACK_BINS)
+	$(Q)MQIM_FAULTS=fast sh tests/run.sh $(UNIT_BINS) $(INTEG_BINS) $(ATTACK_BINS) $(FAULT_BINS)
 
 test-unit: all
 	$(Q)sh tests/run.sh $(UNIT_BINS)
@@ -163,6 +178,11 @@ test-integration: all
 # tests/attacks/ (MQIM_ATTACK_FULL=1 runs the heavy cases at full size).
 test-attacks: all
 	$(Q)sh tests/run.sh $(ATTACK_BINS)
+
+# tests/faults/ in full, about 10 minutes; the results table also goes to
+# $(BUILD)/faults-table.md (docs/reliability.md keeps a copy).
+test-faults: all
+	$(Q)MQIM_FAULTS=full MQIM_FAULTS_TABLE=$(BUILD)/faults-table.md sh tests/run.sh $(FAULT_BINS)
 
 # ---- fuzzing (clang libFuzzer) -------------------------------------------
 
