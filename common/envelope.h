@@ -58,6 +58,12 @@ struct mqim_env {
 	bool body_is_str;                /* body was (or is to be) a str, not a bin */
 	uint8_t ref[MQIM_ENV_ID_LEN];    /* acknowledged id, valid if has_ref */
 	bool has_ref;
+	/* Filled by mqim_env_decode() for mqim_env_stamp_decoded(): where the
+	 * map header and a "bts" entry lie in the decoded buffer. */
+	struct {
+		uint32_t hdr, pairs, bts_from, bts_to;
+		bool has_bts_entry;
+	} at;
 };
 
 /* Why a buffer was refused.  key names the offending key (a static string,
@@ -106,6 +112,13 @@ int mqim_env_encode(const struct mqim_env *env, void **out, size_t *out_len);
  * unspecified. */
 int mqim_env_stamp(const void *buf, size_t len, uint64_t bts,
 		   void *out, size_t cap, size_t *out_len);
+
+/* mqim_env_stamp() for the buffer that mqim_env_decode() just accepted into
+ * *env, without walking it again (the broker's hot path: decode in the
+ * write check, stamp in the message hook).  buf and len must be exactly
+ * what was decoded; the output is the same as mqim_env_stamp()'s. */
+int mqim_env_stamp_decoded(const struct mqim_env *env, const void *buf, size_t len,
+			   uint64_t bts, void *out, size_t cap, size_t *out_len);
 
 /* True when s (a decoded str) equals the NUL-terminated c.  An absent str
  * (ptr NULL) equals nothing, not even "". */

@@ -102,7 +102,8 @@ static const char *check_envelope(struct mqim_ctx *ctx, const struct mosquitto *
 	ctx->last_write.payload = ed->payload;
 	ctx->last_write.len = ed->payloadlen;
 	ctx->last_write.client = client;
-	memcpy(ctx->last_write.id, env.id, sizeof(env.id));
+	ctx->last_write.user = u;
+	ctx->last_write.env = env;
 	return NULL;
 }
 

@@ -84,21 +84,22 @@ void mqim__poison_free(struct mqim_ctx *ctx)
 	ctx->poison_count = 0;
 }
 
-/* The id of the envelope, from the write check that just ran when it can. */
-static int envelope_id(struct mqim_ctx *ctx, const struct mosquitto_evt_message *ed,
-		       uint8_t id[16])
+/* The decoded envelope, from the write check that just ran when it can
+ * (the same payload of the same client), else decoded again. */
+static int envelope_of(struct mqim_ctx *ctx, const struct mosquitto_evt_message *ed,
+		       struct mqim_env *env, struct mqim_user **u)
 {
 	struct mqim_last_write *lw = &ctx->last_write;
 	if (lw->payload == ed->payload && lw->len == ed->payloadlen && lw->client == ed->client) {
-		memcpy(id, lw->id, 16);
+		*env = lw->env;
+		*u = lw->user;
 		lw->payload = NULL;
 		return MQIM_OK;
 	}
-	struct mqim_env env;
-	int rc = mqim_env_decode(ed->payload, ed->payloadlen, ctx->opts.max_payload, &env, NULL);
-	if (rc == MQIM_OK)
-		memcpy(id, env.id, 16);
-	return rc;
+	*u = mqim__user_find(ctx, mosquitto_client_username(ed->client));
+	if (!*u)
+		return MQIM_ENOTFOUND;
+	return mqim_env_decode(ed->payload, ed->payloadlen, ctx->opts.max_payload, env, NULL);
 }
 
 static void hex16(const uint8_t id[16], char out[33])
@@ -190,15 +191,15 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 	struct mosquitto_evt_message *ed = event_data;
 	struct mqim_ctx *ctx = userdata;
 	struct mqim_topic t;
-	uint8_t id[16];
+	struct mqim_env env;
 
 	mqim_topic_classify(ed->topic, &t);
 	if (t.kind != MQIM_TOPIC_INBOX && t.kind != MQIM_TOPIC_GROUP &&
 	    t.kind != MQIM_TOPIC_PRESENCE)
 		return MOSQ_ERR_SUCCESS; /* the write check let nothing else through */
 
-	struct mqim_user *u = mqim__user_find(ctx, mosquitto_client_username(ed->client));
-	if (!u || envelope_id(ctx, ed, id) != MQIM_OK) {
+	struct mqim_user *u = NULL;
+	if (envelope_of(ctx, ed, &env, &u) != MQIM_OK) {
 		mqim__deny(ed->client, "publish", ed->topic, "envelope no longer valid");
 		return MOSQ_ERR_ACL_DENIED;
 	}
@@ -207,14 +208,14 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 	if (!rate_ok(ctx, u, ed->client, ed->topic, bts))
 		return MOSQ_ERR_ACL_DENIED;
 	bool dup = t.kind != MQIM_TOPIC_PRESENCE &&
-		   mqim_dedup_seen(ctx->dedup, u->idx, id, bts, &bts);
+		   mqim_dedup_seen(ctx->dedup, u->idx, env.id, bts, &bts);
 
 	size_t cap = (size_t)ed->payloadlen + MQIM_ENV_STAMP_EXTRA;
 	uint8_t *out = mqim__malloc(cap + 1);
 	size_t len;
 	if (!out)
 		return MOSQ_ERR_ACL_DENIED; /* out of memory: refuse, the sender retries */
-	if (mqim_env_stamp(ed->payload, ed->payloadlen, bts, out, cap, &len) != MQIM_OK) {
+	if (mqim_env_stamp_decoded(&env, ed->payload, ed->payloadlen, bts, out, cap, &len) != MQIM_OK) {
 		mqim__free(out);
 		mqim__deny(ed->client, "publish", ed->topic, "envelope could not be stamped");
 		return MOSQ_ERR_ACL_DENIED;
@@ -228,7 +229,7 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 		mosquitto_log_printf(MOSQ_LOG_DEBUG, "mqim: duplicate from user=%s acknowledged, not delivered",
 				     u->name);
 	} else if (ctx->opts.push && t.kind != MQIM_TOPIC_PRESENCE) {
-		push_notify(ctx, &t, u->name, id, bts);
+		push_notify(ctx, &t, u->name, env.id, bts);
 	}
 	ed->payload = out; /* the broker frees the old payload */
 	ed->payloadlen = (uint32_t)len;

@@ -24,6 +24,7 @@
 #include <uthash.h>
 
 #include "dedup.h"
+#include "envelope.h"
 #include "names.h"
 #include "passwd.h"
 #include "store.h"
@@ -220,7 +221,8 @@ struct mqim_last_write {
 	const void *payload;
 	uint32_t len;
 	const struct mosquitto *client;
-	uint8_t id[16];
+	struct mqim_user *user;         /* the publisher: tables do not change in between */
+	struct mqim_env env;            /* points into payload */
 };
 
 struct mqim_ctx {

@@ -2,6 +2,8 @@
  *
  * Feeds arbitrary bytes to mqim_env_decode().  When they are accepted, the
  * properties the broker relies on must hold, or the target abort()s:
+ *   - (built with MQIM_ENV_CROSSCHECK) the fast decode path and msgpack-c's
+ *     unpacker agree on the result of every input, error or fields;
  *   - mqim_env_stamp() succeeds within len + MQIM_ENV_STAMP_EXTRA bytes,
  *     gives the same bytes twice, and its output decodes to the same fields
  *     with bts set to the stamped value;
@@ -48,6 +50,10 @@ static void check_stamp(const uint8_t *data, size_t size, const struct mqim_env 
 	CHECK(mqim_env_stamp(data, size, bts, out, cap, &len) == MQIM_OK);
 	CHECK(len <= cap);
 	CHECK(mqim_env_stamp(data, size, bts, out2, cap, &len2) == MQIM_OK);
+	CHECK(len == len2 && !memcmp(out, out2, len));
+	/* the broker's path, from the layout decode kept, gives the same bytes */
+	memset(out2, 0, cap);
+	CHECK(mqim_env_stamp_decoded(env, data, size, bts, out2, cap, &len2) == MQIM_OK);
 	CHECK(len == len2 && !memcmp(out, out2, len));
 	CHECK(mqim_env_decode(out, len, cap, &st, NULL) == MQIM_OK);
 	CHECK(env_same(env, &st));
