@@ -373,6 +373,7 @@ static void on_message(mqim_client *c, const struct mqim_message *m, void *ud)
 	pthread_mutex_lock(&w->mu);
 	if (strncmp(m->body, "probe", 5) == 0) {
 		p->probes++;
+		p->probes_group += m->is_group;
 	} else if (sscanf(m->body, "fw %d %d", &s, &q) == 2 && s >= 0 && s < w->nstreams &&
 		   q >= 0 && q < w->streams[s].n &&
 		   strcmp(m->from, fw_user[w->streams[s].from]) == 0 &&
@@ -393,6 +394,15 @@ static void on_message(mqim_client *c, const struct mqim_message *m, void *ud)
 	}
 }
 
+/* Under w->mu. */
+static void set_state(struct fw *w, int s, int seq, int st)
+{
+	unsigned char *cur = &w->streams[s].state[seq];
+	/* A late SENT never hides a DELIVERED of another instance. */
+	if (!(st == MQIM_MSG_SENT && (*cur == MQIM_MSG_DELIVERED || *cur == MQIM_MSG_READ)))
+		*cur = (unsigned char)st;
+}
+
 static void on_msg_state(mqim_client *c, const uint8_t id[16], enum mqim_msg_state st, int err,
 			 void *ud)
 {
@@ -403,10 +413,20 @@ static void on_msg_state(mqim_client *c, const uint8_t id[16], enum mqim_msg_sta
 	pthread_mutex_lock(&w->mu);
 	struct fw_slot *sl = map_get(w, id);
 	if (sl) {
-		unsigned char *cur = &w->streams[sl->stream].state[sl->seq];
-		/* A late SENT never hides a DELIVERED of another instance. */
-		if (!(st == MQIM_MSG_SENT && (*cur == MQIM_MSG_DELIVERED || *cur == MQIM_MSG_READ)))
-			*cur = (unsigned char)st;
+		set_state(w, sl->stream, sl->seq, st);
+	} else {
+		/* mqim_send() has not returned the id yet: keep it for fw_send(). */
+		struct fw_orphan *o = NULL;
+		for (size_t i = 0; i < sizeof w->orphans / sizeof w->orphans[0] && !o; i++)
+			if (!w->orphans[i].used || memcmp(w->orphans[i].id, id, 16) == 0)
+				o = &w->orphans[i];
+		if (o) {
+			memcpy(o->id, id, 16);
+			o->state = st;
+			o->used = true;
+		} else {
+			fw_log("fault: too many early message states");
+		}
 	}
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
@@ -541,6 +561,9 @@ int fw_stream_add(struct fw *w, int from, int to, int n, int qos)
 	st->to = to;
 	st->n = n;
 	st->qos = qos;
+	const char *force = getenv("MQIM_FAULTS_QOS");
+	if (force && (strcmp(force, "1") == 0 || strcmp(force, "2") == 0))
+		st->qos = atoi(force);
 	st->sent = calloc((size_t)n, 1);
 	st->err = calloc((size_t)n, sizeof *st->err);
 	st->id = calloc((size_t)n, sizeof *st->id);
@@ -649,6 +672,52 @@ bool fw_wait_connected(struct fw *w, int timeout_ms)
 	return ok;
 }
 
+static void probe(struct fw_peer *p, const char *to, bool group)
+{
+	const char *body = group ? "probe group" : "probe direct";
+	int rc = mqim_send(p->c, to, group, NULL, body, strlen(body), 0, NULL);
+	if (rc != MQIM_OK)
+		fw_log("%s: probe: %s", fw_user[p->user], mqim_errname(rc));
+}
+
+bool fw_warmup(struct fw *w, int timeout_ms)
+{
+	int64_t end = fw_now() + timeout_ms;
+	int first = -1, second = -1;
+	for (int u = 0; u < FW_NUSERS; u++) {
+		if (!w->peers[u].c)
+			continue;
+		if (first < 0)
+			first = u;
+		else if (second < 0)
+			second = u;
+	}
+	if (second < 0)
+		return true;
+	for (;;) {
+		bool all = true;
+		pthread_mutex_lock(&w->mu);
+		for (int u = 0; u < FW_NUSERS; u++) {
+			struct fw_peer *p = &w->peers[u];
+			if (p->c && (p->probes - p->probes_group < 1 || (u != first && p->probes_group < 1)))
+				all = false;
+		}
+		pthread_mutex_unlock(&w->mu);
+		if (all)
+			return true;
+		if (fw_now() >= end) {
+			fw_log("warm-up: some subscriptions still not in place");
+			return false;
+		}
+		probe(&w->peers[first], FW_GROUP, true);
+		for (int u = 0; u < FW_NUSERS; u++)
+			if (u != first && w->peers[u].c)
+				probe(&w->peers[first], fw_user[u], false);
+		probe(&w->peers[second], fw_user[first], false);
+		fw_sleep(250);
+	}
+}
+
 /* ---- traffic ------------------------------------------------------------------------------------- */
 
 int fw_send(struct fw *w, int s, int seq)
@@ -672,6 +741,13 @@ int fw_send(struct fw *w, int s, int seq)
 		st->sent[seq] = FW_ACCEPTED;
 		memcpy(st->id[seq], id, 16);
 		map_put(w, id, s, seq);
+		for (size_t i = 0; i < sizeof w->orphans / sizeof w->orphans[0]; i++) {
+			struct fw_orphan *o = &w->orphans[i];
+			if (o->used && memcmp(o->id, id, 16) == 0) {
+				set_state(w, s, seq, o->state);
+				o->used = false;
+			}
+		}
 	} else {
 		st->sent[seq] = FW_REFUSED;
 		st->err[seq] = rc;

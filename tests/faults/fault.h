@@ -86,6 +86,7 @@ struct fw_peer {
 	int last_error;
 	char last_what[200];
 	int probes;               /* "probe ..." messages seen */
+	int probes_group;         /* ... of them on the group */
 	int presence[FW_NUSERS];  /* last presence reported: -1 none, 0 off, 1 on */
 };
 
@@ -116,6 +117,8 @@ struct fw {
 	/* id -> (stream, seq) */
 	struct fw_slot { uint8_t id[16]; int stream, seq; bool used; } *map;
 	unsigned map_cap;
+	/* states reported before fw_send() could record the id */
+	struct fw_orphan { uint8_t id[16]; int state; bool used; } orphans[64];
 	/* sender threads */
 	pthread_t threads[FW_MAX_STREAMS];
 	int nthreads;
@@ -175,6 +178,13 @@ int fw_peer_open(struct fw *w, int user, int port, bool connect);
 
 /* mqim_close() the peer (its data folder stays). */
 void fw_peer_close(struct fw *w, int user);
+
+/* After a first login a client is CONNECTED before its subscriptions are
+ * in place; a message sent meanwhile reaches nobody.  Send QoS 0 probes
+ * (direct and group) among the open peers until each one has heard both,
+ * so that the traffic of a case starts on settled subscriptions.  Returns
+ * false if that took over timeout_ms. */
+bool fw_warmup(struct fw *w, int timeout_ms);
 
 /* Wait until every open peer is connected; false on timeout. */
 bool fw_wait_connected(struct fw *w, int timeout_ms);

@@ -8,6 +8,7 @@
  *   MQIM_FAULTS_SEED=N               repeat a run's random choices
  *   MQIM_FAULTS_TABLE=FILE           also write the results table (markdown)
  *   MQIM_FAULTS_VERBOSE=1            log every connection state change
+ *   MQIM_FAULTS_QOS=1 (or 2)         every message at that QoS (default: 1 and 2 in turn)
  *   MQIM_KEEP_TMP=1                  keep the folders of the cases
  *
  * This process is the runner: each case is one cmocka test that starts
@@ -71,6 +72,7 @@ static void peers_up(struct fw *w, int port, unsigned mask)
 		if (!mask || (mask & (1u << u)))
 			assert_int_equal(fw_peer_open(w, u, port, true), MQIM_OK);
 	assert_true(fw_wait_connected(w, CONNECT_MS));
+	assert_true(fw_warmup(w, CONNECT_MS));
 }
 
 /* Wait for the end, count, report; the row is written before any
@@ -348,7 +350,10 @@ static void case_sender_killed(struct fw *w)
 
 	world_up(w, NULL);
 	fw_streams_standard(w, n, ng);
-	peers_up(w, w->broker.port, ~(1u << FW_ALICE));
+	/* Everyone logs in once, so that alice's session and subscriptions
+	 * exist before her child process takes over her data folder. */
+	peers_up(w, w->broker.port, 0);
+	fw_peer_close(w, FW_ALICE);
 	snprintf(journal, sizeof journal, "%s/alice.journal", w->tmp);
 	snprintf(port, sizeof port, "%d", w->broker.port);
 	const char *args[] = { "--child", "sender", port, w->peers[FW_ALICE].dir, journal, NULL };
@@ -409,6 +414,9 @@ static void case_receiver_killed(struct fw *w)
 
 	world_up(w, NULL);
 	receiver_streams(w, 200, 50);
+	/* Bob's session and subscriptions exist before his child runs. */
+	peers_up(w, w->broker.port, 0);
+	fw_peer_close(w, FW_BOB);
 	struct proxy *p = proxy_new(w->broker.port, fw_seed());
 	assert_non_null(p);
 	snprintf(journal, sizeof journal, "%s/bob.journal", w->tmp);
@@ -420,7 +428,6 @@ static void case_receiver_killed(struct fw *w)
 	while (fw_journal_count(journal, 'C') < 1 && fw_now() < end)
 		fw_sleep(20);
 	assert_true(fw_journal_count(journal, 'C') >= 1);
-	peers_up(w, w->broker.port, ~(1u << FW_BOB));
 	/* Bob hears everything but nothing he says gets out: his receipts
 	 * (and acknowledgements) wait in his outbox and socket. */
 	proxy_freeze(p, true, false);
@@ -1032,6 +1039,7 @@ static void case_takeover(struct fw *w)
 	w->tmpl.ack_timeout_ms = 3000;
 	assert_int_equal(fw_peer_open(w, FW_BOB, proxy_port(p), true), MQIM_OK);
 	assert_true(fw_wait_connected(w, CONNECT_MS));
+	assert_true(fw_warmup(w, CONNECT_MS));
 	assert_int_equal(mqim_watch_presence(w->peers[FW_ALICE].c, "bob"), MQIM_OK);
 	int64_t t0 = fw_now();
 	fw_traffic_start(w, 8000, 0);
