@@ -247,8 +247,7 @@ struct mqim_ctx {
 	/* auth.c */
 	uint8_t pepper[32];             /* random per run: keys the verification cache */
 	char dummy_hash[MQIM_HASH_MAX]; /* verified for unknown users: same timing */
-	uint64_t hash_window_start_ms;
-	uint64_t hash_spent_us;         /* hashing time spent in this window */
+	uint64_t next_hash_us;          /* monotonic time the next hash may start */
 	struct mqim_fail *fails;        /* failed logins by user and address */
 	unsigned fail_count;
 	time_t last_expiry_check;       /* tick: token expiry, once a second */
