@@ -265,7 +265,7 @@ $(call OBJ,$(BENCH_SRC)): CPPFLAGS += -Iplugin
 $(BENCH): $(BENCH_OBJ) $(COMMON_LIB) $(if $(CLIENT_SRC),$(CLIENT_A))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $(BENCH_OBJ) $(if $(CLIENT_SRC),$(CLIENT_A)) $(COMMON_LIB) $(LDFLAGS) \
-	    $(PAHO_LIBS) $(PKG_LIBS) -lm -lpthread
+	    $(PAHO_LIBS) $(PKG_LIBS) $(JWT_LIBS) -lm -lpthread
 
 bench: all $(BENCH)
 	$(Q)$(BENCH) compare --build $(BUILD) --write docs/performance.md \

@@ -402,6 +402,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_icount(int argc, char **argv);
 int cmd_dedup(int argc, char **argv);
 int cmd_client(int argc, char **argv);
+int cmd_logins(int argc, char **argv);
 int cmd_scenario(const char *name, int argc, char **argv);
 
 struct dedup_result {
