@@ -7,8 +7,13 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "atk.h"
 #include "mqim.h"
+#include "passwd.h"
+#include "store.h"
+#include "topics.h"
 
 #define STEP_MS 5000   /* one leg of a round trip may take this long at most */
 
@@ -31,6 +36,15 @@ long atk_rss_kb(pid_t pid)
 			break;
 	fclose(f);
 	return kb;
+}
+
+bool atk_rss_within(long before_kib, long after_kib, long limit_kib)
+{
+#ifdef __SANITIZE_ADDRESS__
+	return true;
+#else
+	return after_kib - before_kib < limit_kib;
+#endif
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -238,6 +252,118 @@ void mpw_env(struct mpw *w, unsigned extra, const char *t, const char *fr, const
 	mpw_str(w, to);
 	mpw_str(w, "ts");
 	mpw_uint(w, wall_ms());
+}
+
+/* ---- $CONTROL over a raw connection ------------------------------------------------ */
+
+int atk_admin_open(struct atk_admin *a, int port, const char *user)
+{
+	char cid[96];
+	memset(a, 0, sizeof *a);
+	snprintf(cid, sizeof cid, "%s/atk-admin", user);
+	int rc = raw_login(&a->r, port, cid, user, ATK_PW);
+	if (rc == 0)
+		rc = raw_subscribe(&a->r, MQIM_CONTROL_RESP_TOPIC, MQTT_SUB_QOS(1), STEP_MS) == 1 ? 0 : -1;
+	if (rc != 0) {
+		fprintf(stderr, "atk: admin %s: login or subscription failed (%d)\n", user, rc);
+		raw_close(&a->r);
+		return -1;
+	}
+	a->opened = true;
+	return 0;
+}
+
+/* The response carrying corr in a response payload, detached; or NULL. */
+static cJSON *take_response(const void *payload, size_t len, const char *corr)
+{
+	cJSON *root = cJSON_ParseWithLength(payload, len);
+	cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "responses");
+	cJSON *found = NULL;
+	for (int i = 0; !found && i < cJSON_GetArraySize(arr); i++) {
+		cJSON *c = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, i),
+							    "correlationData");
+		if (cJSON_IsString(c) && strcmp(c->valuestring, corr) == 0)
+			found = cJSON_DetachItemFromArray(arr, i);
+	}
+	cJSON_Delete(root);
+	return found;
+}
+
+cJSON *atk_admin_call(struct atk_admin *a, const char *cmd_json)
+{
+	char corr[32];
+	cJSON *cmd = cJSON_Parse(cmd_json);
+	if (!cmd)
+		return NULL;
+	snprintf(corr, sizeof corr, "atk-%u", ++a->corr);
+	cJSON_DeleteItemFromObjectCaseSensitive(cmd, "correlationData");
+	cJSON_AddStringToObject(cmd, "correlationData", corr);
+	cJSON *req = cJSON_CreateObject();
+	cJSON *cmds = cJSON_AddArrayToObject(req, "commands");
+	cJSON_AddItemToArray(cmds, cmd);
+	char *text = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	if (!text)
+		return NULL;
+	int rc = raw_pub(&a->r, MQIM_CONTROL_TOPIC, text, strlen(text), 1, false, STEP_MS);
+	cJSON_free(text);
+	if (rc != 0 && rc != 0x10) {
+		fprintf(stderr, "atk: $CONTROL request refused: %d\n", rc);
+		return NULL;
+	}
+	int64_t deadline = raw_now_ms() + STEP_MS;
+	for (;;) {
+		struct mqtt_pkt m;
+		int64_t left = deadline - raw_now_ms();
+		if (raw_next_publish(&a->r, &m, left > 0 ? (int)left : 0) != 0)
+			break;
+		if (m.topic_len == strlen(MQIM_CONTROL_RESP_TOPIC) &&
+		    memcmp(m.topic, MQIM_CONTROL_RESP_TOPIC, m.topic_len) == 0) {
+			cJSON *r = take_response(m.payload, m.payload_len, corr);
+			if (r)
+				return r;
+		}
+	}
+	fprintf(stderr, "atk: no $CONTROL response with correlationData %s\n", corr);
+	return NULL;
+}
+
+int atk_admin_ok(struct atk_admin *a, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	cJSON *r = atk_admin_call(a, buf);
+	bool ok = r && !cJSON_GetObjectItemCaseSensitive(r, "error");
+	cJSON_Delete(r);
+	return ok ? 0 : -1;
+}
+
+void atk_admin_close(struct atk_admin *a)
+{
+	if (!a->opened)
+		return;
+	a->opened = false;
+	raw_disconnect(&a->r);
+}
+
+int atk_add_user_default_cost(const char *db_path, const char *name, const char *password,
+			      bool disabled)
+{
+	char hash[MQIM_HASH_MAX], err[256] = "";
+	struct mqim_store *st = NULL;
+	if (mqim_passwd_hash(NULL, password, hash, sizeof hash) != MQIM_OK ||
+	    mqim_store_open(db_path, 0, &st, err, sizeof err) != MQIM_OK) {
+		fprintf(stderr, "atk: cannot add %s: %s\n", name, err);
+		return -1;
+	}
+	int rc = mqim_store_user_add(st, name, hash, false);
+	if (rc == MQIM_OK && disabled)
+		rc = mqim_store_user_set_disabled(st, name, true);
+	mqim_store_close(st);
+	return rc == MQIM_OK ? 0 : -1;
 }
 
 /* ---- the bystander pair -------------------------------------------------------- */

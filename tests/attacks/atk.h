@@ -33,6 +33,12 @@ bool atk_full(void);
 /* Resident memory of a process in KiB (VmRSS), or -1. */
 long atk_rss_kb(pid_t pid);
 
+/* True when resident memory grew by less than limit_kib between two
+ * readings.  Under AddressSanitizer (make SANITIZE=address: the test and
+ * the broker's plugin use its allocator, whose quarantine keeps freed
+ * memory resident) memory says nothing, and this is always true. */
+bool atk_rss_within(long before_kib, long after_kib, long limit_kib);
+
 /* The pct-th percentile (0..100) of n values (a sorted copy is made); 0
  * when n is 0. */
 int64_t atk_percentile(const int64_t *v, size_t n, double pct);
@@ -72,6 +78,41 @@ void mpw_uint(struct mpw *w, uint64_t v);
  * ones (v 1, id, t, fr, to, ts now); the caller adds the extra entries. */
 void mpw_env(struct mpw *w, unsigned extra, const char *t, const char *fr, const char *to,
 	     const uint8_t id[MQIM_ENV_ID_LEN]);
+
+/* ---- $CONTROL over a raw connection ------------------------------------------------ */
+
+/* An admin session for $CONTROL/mqim/v1 requests, on a raw socket: the
+ * attack tests open thousands of raw sockets, and paho (tclient) must not
+ * run in the same process meanwhile (its threads keep polling the
+ * descriptors of a destroyed client, which new sockets then reuse). */
+struct atk_admin {
+	struct raw r;
+	unsigned corr;              /* correlationData counter */
+	bool opened;
+};
+
+/* Log in as user (an admin) with client id "{user}/atk-admin" and
+ * subscribe to the response topic.  0 or -1. */
+int atk_admin_open(struct atk_admin *a, int port, const char *user);
+
+/* Run one command (a JSON object text, e.g. {"command":"getUser",...}):
+ * its response object ({"command":..., "data"|"error":...}, to free with
+ * cJSON_Delete()), or NULL when the request was refused or no answer came
+ * within 5 s. */
+struct cJSON *atk_admin_call(struct atk_admin *a, const char *cmd_json);
+
+/* The same from a printf format; 0 when the response has no "error". */
+int atk_admin_ok(struct atk_admin *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Disconnect; does nothing on one that is not open (or zeroed). */
+void atk_admin_close(struct atk_admin *a);
+
+/* Create users offline in the store at db_path, hashed with the production
+ * argon2 cost (mqim_passwd_hash(NULL, ...)), as tbroker_add_user() does
+ * with a tiny one.  0 or -1. */
+int atk_add_user_default_cost(const char *db_path, const char *name, const char *password,
+			      bool disabled);
 
 /* ---- the bystander pair -------------------------------------------------------- */
 

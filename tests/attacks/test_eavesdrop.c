@@ -31,7 +31,8 @@
 
 #include "atk.h"
 #include "tbroker.h"
-#include "tclient.h"
+#include <cjson/cJSON.h>
+
 #include "tcontrol.h"
 
 #define NO 0x87
@@ -351,9 +352,8 @@ static void control_refused_to_non_admins(void **state)
 		}
 	}
 	/* forged responses to the admins, and other $CONTROL topics */
-	struct tclient *root = tclient_login(broker.port, "root/ctl", "root", ATK_PW);
-	assert_non_null(root);
-	assert_int_equal(tcontrol_prepare(root), 1);
+	struct atk_admin root;
+	assert_int_equal(atk_admin_open(&root, broker.port, "root"), 0);
 	const char *fake = "{\"responses\":[{\"command\":\"listUsers\",\"data\":{}}]}";
 	assert_int_equal(raw_pub(&eve, "$CONTROL/mqim/v1/response", fake, strlen(fake), 1, false,
 				 WAIT_MS), NO);
@@ -361,24 +361,20 @@ static void control_refused_to_non_admins(void **state)
 				 WAIT_MS), NO);
 	assert_int_equal(raw_pub(&eve, "$CONTROL/dynamic-security/v1", requests[0],
 				 strlen(requests[0]), 1, false, WAIT_MS), NO);
-	struct tmsg m;
-	if (tclient_recv(root, &m, QUIET_MS) == 1) {
-		tmsg_free(&m);
-		fail_msg("root received a message eve forged");
-	}
+	expect_nothing(&root.r, "root (a response or notice eve forged)", QUIET_MS);
 
 	/* nothing changed */
-	cJSON *r = tcontrol_call(root, "{\"command\":\"getUser\",\"username\":\"eve\"}");
+	cJSON *r = atk_admin_call(&root, "{\"command\":\"getUser\",\"username\":\"eve\"}");
 	assert_non_null(r);
 	cJSON *data = cJSON_GetObjectItemCaseSensitive(r, "data");
 	assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(data, "admin")));
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(data, "groups")), 0);
 	cJSON_Delete(r);
-	r = tcontrol_call(root, "{\"command\":\"getUser\",\"username\":\"evil\"}");
+	r = atk_admin_call(&root, "{\"command\":\"getUser\",\"username\":\"evil\"}");
 	assert_non_null(r);
 	assert_non_null(tcontrol_error(r));
 	cJSON_Delete(r);
-	tclient_free(root);
+	atk_admin_close(&root);
 	assert_int_equal(raw_subscribe(&eve, "im/g/team", MQTT_SUB_QOS(1), WAIT_MS), NO);
 
 	const char *line[] = { "mqim: denied publish '$CONTROL/mqim/v1'", "client=eve/ctl",
@@ -511,10 +507,9 @@ static void removed_member_keeps_no_subscription(void **state)
 	raw_disconnect(&carol);
 
 	/* removed while offline, through $CONTROL */
-	struct tclient *root = tclient_login(broker.port, "root/persist", "root", ATK_PW);
-	assert_non_null(root);
-	assert_int_equal(tcontrol_prepare(root), 1);
-	assert_int_equal(tcontrol_ok(root, "{\"command\":\"removeGroupMember\",\"group\":\"team\","
+	struct atk_admin root;
+	assert_int_equal(atk_admin_open(&root, broker.port, "root"), 0);
+	assert_int_equal(atk_admin_ok(&root, "{\"command\":\"removeGroupMember\",\"group\":\"team\","
 				       "\"username\":\"carol\"}"), 0);
 	for (int i = 0; i < 3; i++) {
 		send_ok(&alice, "im/g/team", "alice", "team");
@@ -535,9 +530,9 @@ static void removed_member_keeps_no_subscription(void **state)
 	assert_true(tbroker_log_wait_line(&broker, line, 2000));
 
 	/* put her back, so the file's other tests see the same groups */
-	assert_int_equal(tcontrol_ok(root, "{\"command\":\"addGroupMember\",\"group\":\"team\","
+	assert_int_equal(atk_admin_ok(&root, "{\"command\":\"addGroupMember\",\"group\":\"team\","
 				       "\"username\":\"carol\"}"), 0);
-	tclient_free(root);
+	atk_admin_close(&root);
 	/* end the session */
 	uint8_t b[16];
 	size_t n = mqtt_enc_disconnect(b, sizeof b, 5, 0, 0);

@@ -31,7 +31,8 @@
 
 #include "atk.h"
 #include "tbroker.h"
-#include "tclient.h"
+#include <cjson/cJSON.h>
+
 #include "tcontrol.h"
 
 #define NO 0x87
@@ -41,7 +42,7 @@
 static struct tbroker broker;
 static struct atk_pair bystanders;
 static size_t test_mark;
-static struct tclient *root;
+static struct atk_admin root;
 
 static int setup(void **state)
 {
@@ -54,8 +55,7 @@ static int setup(void **state)
 			goto fail;
 	if (tbroker_add_user(&broker, "root", ATK_PW, true) != 0 || tbroker_start(&broker) != 0)
 		goto fail;
-	root = tclient_login(broker.port, "root/admin", "root", ATK_PW);
-	if (!root || tcontrol_prepare(root) != 1)
+	if (atk_admin_open(&root, broker.port, "root") != 0)
 		goto fail;
 	if (atk_pair_open(&bystanders, broker.port, "by1", "by2") != 0 ||
 	    atk_pair_start(&bystanders, 20) != 0)
@@ -63,8 +63,7 @@ static int setup(void **state)
 	return 0;
 fail:
 	atk_pair_close(&bystanders);
-	tclient_free(root);
-	root = NULL;
+	atk_admin_close(&root);
 	tbroker_cleanup(&broker);
 	return -1;
 }
@@ -72,8 +71,7 @@ fail:
 static int teardown(void **state)
 {
 	atk_pair_close(&bystanders);
-	tclient_free(root);
-	root = NULL;
+	atk_admin_close(&root);
 	return tbroker_cleanup(&broker) == 0 ? 0 : -1;
 }
 
@@ -256,7 +254,7 @@ static cJSON *control(const char *command, const char *k1, const char *v1, const
 		cJSON_AddStringToObject(cmd, k2, v2);
 	char *text = cJSON_PrintUnformatted(cmd);
 	cJSON_Delete(cmd);
-	cJSON *r = text ? tcontrol_call(root, text) : NULL;
+	cJSON *r = text ? atk_admin_call(&root, text) : NULL;
 	cJSON_free(text);
 	return r;
 }
@@ -294,7 +292,7 @@ static void bad_names_refused_by_control(void **state)
 	/* the homoglyph cannot log in either, having no account */
 	assert_int_equal(try_login("\xd0\xb0lice", "\xd0\xb0lice", "pw-x-1"), NO);
 	/* the audit lines name the command and are cleaned of control characters */
-	const char *line[] = { "mqim: admin client=root/admin user=root command=createUser",
+	const char *line[] = { "mqim: admin client=root/atk-admin user=root command=createUser",
 			       "username=%s%n%x", NULL };
 	assert_true(tbroker_log_wait_line(&broker, line, 2000));
 	no_forged_line();
@@ -448,8 +446,8 @@ static void live_sessions_of_deleted_and_disabled_users_kicked(void **state)
 	login_ok(&fred, "fred/live", "fred");
 	assert_int_equal(raw_subscribe(&dora, "im/u/dora", MQTT_SUB_QOS(1), WAIT_MS), 1);
 	assert_int_equal(raw_subscribe(&fred, "im/u/fred", MQTT_SUB_QOS(1), WAIT_MS), 1);
-	assert_int_equal(tcontrol_ok(root, "{\"command\":\"deleteUser\",\"username\":\"dora\"}"), 0);
-	assert_int_equal(tcontrol_ok(root, "{\"command\":\"disableUser\",\"username\":\"fred\"}"), 0);
+	assert_int_equal(atk_admin_ok(&root, "{\"command\":\"deleteUser\",\"username\":\"dora\"}"), 0);
+	assert_int_equal(atk_admin_ok(&root, "{\"command\":\"disableUser\",\"username\":\"fred\"}"), 0);
 	expect_kicked(&dora, "dora (deleted)");
 	expect_kicked(&fred, "fred (disabled)");
 	raw_close(&dora);
@@ -487,7 +485,7 @@ static void persistent_session_of_deleted_user(void **state)
 	bool present = true;
 	login_ok(&alice, "alice/pd", "alice");
 	offline_with_one_queued("gina", &alice, id);
-	assert_int_equal(tcontrol_ok(root, "{\"command\":\"deleteUser\",\"username\":\"gina\"}"), 0);
+	assert_int_equal(atk_admin_ok(&root, "{\"command\":\"deleteUser\",\"username\":\"gina\"}"), 0);
 	atk_sleep_ms(100);
 
 	/* gina cannot resume; nobody else can take her client id */
@@ -499,7 +497,7 @@ static void persistent_session_of_deleted_user(void **state)
 	send_ok(&alice, "im/u/gina", "alice", "gina", id2);
 
 	/* the name is given to someone new: the old session's mail is not theirs */
-	assert_int_equal(tcontrol_ok(root, "{\"command\":\"createUser\",\"username\":\"gina\","
+	assert_int_equal(atk_admin_ok(&root, "{\"command\":\"createUser\",\"username\":\"gina\","
 				       "\"password\":\"new-owner-Pw-1\"}"), 0);
 	assert_int_equal(persistent_login(&r, "gina", "gina", "new-owner-Pw-1", &present), 0);
 	struct mqtt_pkt m;
@@ -507,6 +505,8 @@ static void persistent_session_of_deleted_user(void **state)
 	if (raw_next_publish(&r, &m, QUIET_MS) == 0) {
 		bool old = atk_env_decode(m.payload, m.payload_len, &env) == 0 &&
 			   memcmp(env.id, id, MQIM_ENV_ID_LEN) == 0;
+		raw_close(&r);
+		raw_close(&alice);
 		fail_msg("the new owner of the name gina received %s (session present %d)",
 			 old ? "the message queued for the deleted account" : "a message",
 			 (int)present);
@@ -528,7 +528,7 @@ static void persistent_session_of_disabled_user(void **state)
 	bool present = true;
 	login_ok(&alice, "alice/pz", "alice");
 	offline_with_one_queued("hank", &alice, id);
-	assert_int_equal(tcontrol_ok(root, "{\"command\":\"disableUser\",\"username\":\"hank\"}"), 0);
+	assert_int_equal(atk_admin_ok(&root, "{\"command\":\"disableUser\",\"username\":\"hank\"}"), 0);
 
 	assert_int_equal(persistent_login(&r, "hank", "hank", ATK_PW, &present), NO);
 	raw_close(&r);
@@ -540,7 +540,7 @@ static void persistent_session_of_disabled_user(void **state)
 
 	/* enabled again: hank's own session gives him what was queued for him
 	 * before, once */
-	assert_int_equal(tcontrol_ok(root, "{\"command\":\"enableUser\",\"username\":\"hank\"}"), 0);
+	assert_int_equal(atk_admin_ok(&root, "{\"command\":\"enableUser\",\"username\":\"hank\"}"), 0);
 	assert_int_equal(persistent_login(&r, "hank", "hank", ATK_PW, &present), 0);
 	assert_true(present);
 	expect_once(&r, id, "hank re-enabled");
