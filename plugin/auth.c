@@ -12,7 +12,8 @@
  *     not one argon2 run.  The remembered MAC never leaves memory, is useless
  *     without the pepper, and is forgotten when the password changes.
  *  2. Hashing is budgeted: at most plugin_opt_auth_hash_budget_ms of argon2
- *     work per second, spread out (one hash, then a pause in proportion).
+ *     work per second, in a bucket that holds a third of it: a few logins
+ *     at once pass, a storm stalls delivery ~100 ms at a time at most.
  *     Past the budget, a login that would need a hash is
  *     closed without a CONNACK (not refused as a bad password), so clients
  *     retry after their backoff instead of reporting a wrong password.
@@ -66,22 +67,32 @@ static void password_mac(const struct mqim_ctx *ctx, const char *password, uint8
 	     strlen(password), mac, &len);
 }
 
-/* True when the budget allows a hash now.  The budget is spread, not spent
- * in one go: after a hash that took d, the next may start only
- * d * (1000 - budget) / budget later, so with 300 ms per second the broker
- * stalls for one hash (~30 ms) at a time, never for 300 ms in a row. */
+/* True when the budget allows a hash now.  The budget is a token bucket of
+ * hashing time: it refills at plugin_opt_auth_hash_budget_ms per second and
+ * holds at most a third of that, so a few logins at once pass at once while
+ * a storm stalls delivery for at most about a third of the budget at a time
+ * (100 ms by default), then for one hash in every budget-sized slice. */
 static bool hash_budget_left(struct mqim_ctx *ctx)
 {
-	return mono_us() >= ctx->next_hash_us;
+	uint64_t now = mono_us();
+	int64_t cap = (int64_t)ctx->opts.hash_budget_ms * 1000 / 3;
+	if (!ctx->hash_refill_us) {
+		ctx->hash_credit_us = cap;
+	} else {
+		ctx->hash_credit_us += (int64_t)((now - ctx->hash_refill_us) * ctx->opts.hash_budget_ms / 1000u);
+		if (ctx->hash_credit_us > cap)
+			ctx->hash_credit_us = cap;
+	}
+	ctx->hash_refill_us = now;
+	return ctx->hash_credit_us > 0;
 }
 
-/* The slow path: one argon2 verification, timed against the budget. */
+/* The slow path: one argon2 verification, paid from the budget. */
 static int verify_slow(struct mqim_ctx *ctx, const char *hash, const char *password)
 {
 	uint64_t t0 = mono_us();
 	int rc = mqim_passwd_verify(hash, password);
-	uint64_t t1 = mono_us(), budget = ctx->opts.hash_budget_ms;
-	ctx->next_hash_us = t1 + (t1 - t0) * (1000u - budget) / budget;
+	ctx->hash_credit_us -= (int64_t)(mono_us() - t0);
 	return rc;
 }
 

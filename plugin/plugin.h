@@ -247,7 +247,8 @@ struct mqim_ctx {
 	/* auth.c */
 	uint8_t pepper[32];             /* random per run: keys the verification cache */
 	char dummy_hash[MQIM_HASH_MAX]; /* verified for unknown users: same timing */
-	uint64_t next_hash_us;          /* monotonic time the next hash may start */
+	int64_t hash_credit_us;         /* hashing time the budget still allows */
+	uint64_t hash_refill_us;        /* when the credit was last refilled */
 	struct mqim_fail *fails;        /* failed logins by user and address */
 	unsigned fail_count;
 	time_t last_expiry_check;       /* tick: token expiry, once a second */
