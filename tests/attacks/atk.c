@@ -261,7 +261,7 @@ int atk_admin_open(struct atk_admin *a, int port, const char *user)
 	char cid[96];
 	memset(a, 0, sizeof *a);
 	snprintf(cid, sizeof cid, "%s/atk-admin", user);
-	int rc = raw_login(&a->r, port, cid, user, ATK_PW);
+	int rc = raw_login_retry(&a->r, port, cid, user, ATK_PW);
 	if (rc == 0)
 		rc = raw_subscribe(&a->r, MQIM_CONTROL_RESP_TOPIC, MQTT_SUB_QOS(1), STEP_MS) == 1 ? 0 : -1;
 	if (rc != 0) {
@@ -388,7 +388,7 @@ static int login_sub(struct raw *r, int port, const char *user)
 	char cid[96], inbox[80];
 	snprintf(cid, sizeof cid, "%s/bystander", user);
 	snprintf(inbox, sizeof inbox, "im/u/%s", user);
-	int rc = raw_login(r, port, cid, user, ATK_PW);
+	int rc = raw_login_retry(r, port, cid, user, ATK_PW);
 	if (rc != 0) {
 		fprintf(stderr, "atk: bystander %s cannot log in: %d\n", user, rc);
 		return -1;

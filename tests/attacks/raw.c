@@ -267,20 +267,52 @@ int raw_connect(struct raw *r, const struct mqtt_connect *c, bool *session_prese
 	}
 }
 
+static void login_connect(struct mqtt_connect *c, const char *client_id, const char *user,
+			  const char *pass)
+{
+	memset(c, 0, sizeof *c);
+	c->version = 5;
+	c->client_id = client_id ? client_id : "";
+	c->username = user;
+	c->password = pass;
+	c->keepalive_s = 60;
+	c->clean_start = true;
+}
+
 int raw_login(struct raw *r, int port, const char *client_id, const char *user,
 	      const char *pass)
 {
 	struct mqtt_connect c;
 	if (raw_open(r, port) != 0)
 		return RAW_CLOSED;
-	memset(&c, 0, sizeof c);
-	c.version = 5;
-	c.client_id = client_id ? client_id : "";
-	c.username = user;
-	c.password = pass;
-	c.keepalive_s = 60;
-	c.clean_start = true;
+	login_connect(&c, client_id, user, pass);
 	return raw_connect(r, &c, NULL, 5000);
+}
+
+int raw_connect_retry(struct raw *r, int port, const struct mqtt_connect *c,
+		      bool *session_present)
+{
+	int rc = RAW_CLOSED;
+	for (int delay = 20; delay <= 1280; delay *= 2) {
+		if (raw_open(r, port) != 0)
+			return RAW_CLOSED;
+		rc = raw_connect(r, c, session_present, 5000);
+		if (rc != RAW_CLOSED)
+			return rc;
+		raw_close(r);
+		struct timespec ts = { 0, (long)delay * 1000000L };
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+			;
+	}
+	return rc;
+}
+
+int raw_login_retry(struct raw *r, int port, const char *client_id, const char *user,
+		    const char *pass)
+{
+	struct mqtt_connect c;
+	login_connect(&c, client_id, user, pass);
+	return raw_connect_retry(r, port, &c, NULL);
 }
 
 int raw_subscribe_many(struct raw *r, const char *const *filters, size_t n, uint8_t options,

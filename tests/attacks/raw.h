@@ -77,6 +77,17 @@ int raw_connect(struct raw *r, const struct mqtt_connect *c, bool *session_prese
 int raw_login(struct raw *r, int port, const char *client_id, const char *user,
 	      const char *pass);
 
+/* raw_open() + raw_connect(), again while the broker closes the connection
+ * without a CONNACK, as a client does after its backoff (20 ms doubling, for
+ * about 3 s in all): the plugin closes a login that needs a password hash
+ * while its hashing budget is spent.  Returns the last answer. */
+int raw_connect_retry(struct raw *r, int port, const struct mqtt_connect *c,
+		      bool *session_present);
+
+/* raw_login() with the same retries. */
+int raw_login_retry(struct raw *r, int port, const char *client_id, const char *user,
+		    const char *pass);
+
 /* Subscribe to one filter with the options byte (QoS in the low bits) and
  * return the SUBACK code, or a RAW_* error. */
 int raw_subscribe(struct raw *r, const char *filter, uint8_t options, int timeout_ms);

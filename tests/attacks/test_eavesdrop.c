@@ -102,7 +102,7 @@ static void login(struct raw *r, const char *user, const char *suffix)
 {
 	char cid[96];
 	snprintf(cid, sizeof cid, "%s/%s", user, suffix);
-	int rc = raw_login(r, broker.port, cid, user, ATK_PW);
+	int rc = raw_login_retry(r, broker.port, cid, user, ATK_PW);
 	if (rc != 0)
 		fail_msg("login of %s answered %d", cid, rc);
 }
@@ -481,9 +481,7 @@ static int carol_session(struct raw *r, bool *present)
 	c.keepalive_s = 60;
 	c.clean_start = false;
 	c.session_expiry_s = 3600;
-	if (raw_open(r, broker.port) != 0)
-		return RAW_CLOSED;
-	return raw_connect(r, &c, present, WAIT_MS);
+	return raw_connect_retry(r, broker.port, &c, present);
 }
 
 static void removed_member_keeps_no_subscription(void **state)

@@ -104,7 +104,7 @@ static void login(struct world *e, struct raw *r, const char *user, const char *
 {
 	char cid[96];
 	snprintf(cid, sizeof cid, "%s/%s", user, suffix);
-	int rc = raw_login(r, e->b.port, cid, user, ATK_PW);
+	int rc = raw_login_retry(r, e->b.port, cid, user, ATK_PW);
 	if (rc != 0)
 		fail_msg("login of %s answered %d", cid, rc);
 }
@@ -855,7 +855,7 @@ static void sighup_x100_under_load(void **state)
 	assert_int_equal(tbroker_log_count(&W.b, "mqim: reloaded"), HUPS);
 	/* the offline change is live, the broker alive */
 	struct raw z;
-	assert_int_equal(raw_login(&z, W.b.port, "zoe", "zoe", ATK_PW), 0);
+	assert_int_equal(raw_login_retry(&z, W.b.port, "zoe", "zoe", ATK_PW), 0);
 	raw_disconnect(&z);
 	threads_stop();
 	finish(&W);
