@@ -58,20 +58,36 @@ static const char *check_subscribe(struct mqim_user *u, const struct mqim_topic 
 	}
 }
 
+/* A user deleted and created again while the broker runs must not receive
+ * what was queued for the earlier account's persistent session: messages
+ * stamped before the account was created are refused.  Only such users pay
+ * for the decode. */
+static bool predates(const struct mqim_ctx *ctx, const struct mqim_user *u, const void *payload,
+		     uint32_t len)
+{
+	struct mqim_env env;
+	if (!u->since_ms)
+		return false;
+	if (mqim_env_decode(payload, len, (size_t)ctx->opts.max_payload + MQIM_ENV_STAMP_EXTRA,
+			    &env, NULL) != MQIM_OK)
+		return true;
+	return !env.has_bts || env.bts < u->since_ms;
+}
+
 /* Deliveries: re-checked each time, so a removal bites at once.  Payload
  * pointers of duplicates are never delivered (message.c). */
 static const char *check_read(struct mqim_ctx *ctx, struct mqim_user *u,
-			      const struct mqim_topic *t, const void *payload)
+			      const struct mqim_topic *t, const void *payload, uint32_t len)
 {
 	switch (t->kind) {
 	case MQIM_TOPIC_INBOX:
 		if (!same_name(t, u->name))
 			return "inbox of another user";
-		return poisoned(ctx, payload) ? "" : NULL;
+		return poisoned(ctx, payload) || predates(ctx, u, payload, len) ? "" : NULL;
 	case MQIM_TOPIC_GROUP:
 		if (!mqim__is_member(u, t->name, t->name_len))
 			return "not a member of the group";
-		return poisoned(ctx, payload) ? "" : NULL;
+		return poisoned(ctx, payload) || predates(ctx, u, payload, len) ? "" : NULL;
 	case MQIM_TOPIC_PRESENCE:
 		return NULL;
 	case MQIM_TOPIC_CONTROL_RESP:
@@ -168,7 +184,7 @@ int mqim__on_acl_check(int event, void *event_data, void *userdata)
 		reason = !u ? nouser : check_subscribe(u, &t);
 	} else if (ed->access == MOSQ_ACL_READ) {
 		mqim_topic_classify(ed->topic, &t);
-		reason = !u ? nouser : check_read(ctx, u, &t, ed->payload);
+		reason = !u ? nouser : check_read(ctx, u, &t, ed->payload, ed->payloadlen);
 		/* deliveries are not logged: a refusal here is routine, not an attack */
 		return reason ? MOSQ_ERR_ACL_DENIED : MOSQ_ERR_SUCCESS;
 	} else {

@@ -82,8 +82,12 @@ int mqim__user_put(struct mqim_ctx *ctx, const char *name, const char *hash, boo
 		   bool disabled)
 {
 	struct mqim_user *u = mqim__user_find(ctx, name);
-	if (!u)
-		return user_insert(&ctx->users, ctx->next_user_idx++, name, hash, admin, disabled);
+	if (!u) {
+		int rc = user_insert(&ctx->users, ctx->next_user_idx++, name, hash, admin, disabled);
+		if (rc == MQIM_OK)
+			mqim__user_find(ctx, name)->since_ms = mqim__now_ms();
+		return rc;
+	}
 	if (strcmp(u->hash, hash)) {
 		char *h = dup_str(hash);
 		if (!h)
@@ -182,6 +186,7 @@ void mqim__member_remove(struct mqim_ctx *ctx, const char *gid, const char *user
 
 struct load {
 	struct mqim_ctx *ctx;
+	bool reload;
 	struct mqim_user *users;
 	struct mqim_group *groups;
 	unsigned nusers, ngroups;
@@ -196,6 +201,11 @@ static int load_user(void *arg, const struct mqim_user_rec *r)
 	l->rc = user_insert(&l->users, idx, r->name, r->hash, r->admin, r->disabled);
 	if (l->rc)
 		return l->rc;
+	if (l->reload) { /* a name new in this reload, or the same one's age */
+		struct mqim_user *nu;
+		HASH_FIND(hh, l->users, r->name, strlen(r->name), nu);
+		nu->since_ms = old ? old->since_ms : mqim__now_ms();
+	}
 	if (old) { /* keep what the running broker knows about this user */
 		struct mqim_user *u;
 		HASH_FIND(hh, l->users, r->name, strlen(r->name), u);
@@ -264,7 +274,7 @@ static void kick_removed(struct mqim_ctx *ctx, struct mqim_user *next)
 
 int mqim__users_load(struct mqim_ctx *ctx, bool reload)
 {
-	struct load l = { ctx, NULL, NULL, 0, 0, MQIM_OK };
+	struct load l = { ctx, reload, NULL, NULL, 0, 0, MQIM_OK };
 	int rc = mqim_store_users(ctx->store, load_user, &l);
 	if (!rc)
 		rc = mqim_store_groups(ctx->store, load_group, &l);
