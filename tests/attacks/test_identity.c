@@ -531,6 +531,62 @@ static void persistent_session_of_deleted_user(void **state)
 	bystanders_ok();
 }
 
+/* The same, when the name is given again offline (the store, as mqimctl
+ * --db does) and the broker restarted: the old session and its queue are
+ * persisted across the restart. */
+static void persistent_session_of_deleted_user_across_restart(void **state)
+{
+	struct tbroker b2;
+	struct raw alice, r;
+	struct atk_admin adm;
+	uint8_t id[MQIM_ENV_ID_LEN];
+	bool present = true;
+	struct mqtt_connect c;
+	assert_int_equal(tbroker_init(&b2, NULL), 0);
+	assert_int_equal(tbroker_add_user(&b2, "alice", ATK_PW, false), 0);
+	assert_int_equal(tbroker_add_user(&b2, "ivy", ATK_PW, false), 0);
+	assert_int_equal(tbroker_add_user(&b2, "root", ATK_PW, true), 0);
+	assert_int_equal(tbroker_start(&b2), 0);
+	memset(&c, 0, sizeof c);
+	c.version = 5;
+	c.client_id = "ivy";
+	c.username = "ivy";
+	c.password = ATK_PW;
+	c.keepalive_s = 60;
+	c.clean_start = false;
+	c.session_expiry_s = 3600;
+	assert_int_equal(raw_connect_retry(&r, b2.port, &c, &present), 0);
+	assert_int_equal(raw_subscribe(&r, "im/u/ivy", MQTT_SUB_QOS(1), WAIT_MS), 1);
+	raw_disconnect(&r);
+	assert_int_equal(raw_login_retry(&alice, b2.port, "alice/restart", "alice", ATK_PW), 0);
+	send_ok(&alice, "im/u/ivy", "alice", "ivy", id);
+	raw_disconnect(&alice);
+	assert_int_equal(atk_admin_open(&adm, b2.port, "root"), 0);
+	assert_int_equal(atk_admin_ok(&adm, "{\"command\":\"deleteUser\",\"username\":\"ivy\"}"), 0);
+	atk_admin_close(&adm);
+	atk_sleep_ms(1500); /* persistence is saved every second */
+	assert_int_equal(tbroker_stop(&b2), 0);
+	/* the name is given to someone new, offline */
+	assert_int_equal(tbroker_add_user(&b2, "ivy", "new-owner-Pw-2", false), 0);
+	assert_int_equal(tbroker_start(&b2), 0);
+	c.password = "new-owner-Pw-2";
+	assert_int_equal(raw_connect_retry(&r, b2.port, &c, &present), 0);
+	struct mqtt_pkt m;
+	struct mqim_env env;
+	int got = raw_next_publish(&r, &m, QUIET_MS);
+	bool old = got == 0 && atk_env_decode(m.payload, m.payload_len, &env) == 0 &&
+		   memcmp(env.id, id, MQIM_ENV_ID_LEN) == 0;
+	uint8_t b[16];
+	raw_send(&r, b, mqtt_enc_disconnect(b, sizeof b, 5, 0, 0));
+	raw_close(&r);
+	assert_int_equal(tbroker_cleanup(&b2), 0);
+	if (got == 0)
+		fail_msg("the new owner of the name ivy received %s (session present %d)",
+			 old ? "the message queued for the deleted account" : "a message",
+			 (int)present);
+	bystanders_ok();
+}
+
 static void persistent_session_of_disabled_user(void **state)
 {
 	struct raw alice, r;
@@ -574,6 +630,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(client_id_cannot_forge_log_lines, before_each),
 		cmocka_unit_test_setup(live_sessions_of_deleted_and_disabled_users_kicked, before_each),
 		cmocka_unit_test_setup(persistent_session_of_deleted_user, before_each),
+		cmocka_unit_test_setup(persistent_session_of_deleted_user_across_restart, before_each),
 		cmocka_unit_test_setup(persistent_session_of_disabled_user, before_each),
 	};
 	if (argc > 1)
