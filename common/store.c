@@ -29,7 +29,7 @@
 #include "mqim.h"
 #include "store.h"
 
-#define MQIM_STORE_VERSION 1
+#define MQIM_STORE_VERSION 2   /* 2: users.created_ms */
 #define MQIM_APP_ID        0x6D71696D            /* "mqim" */
 #define BUSY_TIMEOUT_MS    5000
 
@@ -41,12 +41,13 @@
 
 static const char schema_sql[] =
 	"CREATE TABLE mqim_schema (version INTEGER NOT NULL);"
-	"INSERT INTO mqim_schema (version) VALUES (1);"
+	"INSERT INTO mqim_schema (version) VALUES (2);"
 	"CREATE TABLE users ("
 	"  name TEXT PRIMARY KEY NOT NULL " NAME_CHECK("name") ","
 	"  hash TEXT NOT NULL,"
 	"  admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),"
-	"  disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)));"
+	"  disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),"
+	"  created_ms INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE groups ("
 	"  name TEXT PRIMARY KEY NOT NULL " NAME_CHECK("name") ");"
 	"CREATE TABLE members ("
@@ -68,13 +69,14 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN]             = "BEGIN IMMEDIATE",
 	[ST_COMMIT]            = "COMMIT",
 	[ST_ROLLBACK]          = "ROLLBACK",
-	[ST_USER_ADD]          = "INSERT INTO users (name, hash, admin, disabled) VALUES (?1, ?2, ?3, 0)",
+	[ST_USER_ADD]          = "INSERT INTO users (name, hash, admin, disabled, created_ms) "
+				 "VALUES (?1, ?2, ?3, 0, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
 	[ST_USER_DEL]          = "DELETE FROM users WHERE name = ?1",
-	[ST_USER_GET]          = "SELECT name, hash, admin, disabled FROM users WHERE name = ?1",
+	[ST_USER_GET]          = "SELECT name, hash, admin, disabled, created_ms FROM users WHERE name = ?1",
 	[ST_USER_SET_HASH]     = "UPDATE users SET hash = ?2 WHERE name = ?1",
 	[ST_USER_SET_ADMIN]    = "UPDATE users SET admin = ?2 WHERE name = ?1",
 	[ST_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE name = ?1",
-	[ST_USERS]             = "SELECT name, hash, admin, disabled FROM users ORDER BY name",
+	[ST_USERS]             = "SELECT name, hash, admin, disabled, created_ms FROM users ORDER BY name",
 	[ST_GROUP_ADD]         = "INSERT INTO groups (name) VALUES (?1)",
 	[ST_GROUP_DEL]         = "DELETE FROM groups WHERE name = ?1",
 	[ST_GROUP_EXISTS]      = "SELECT 1 FROM groups WHERE name = ?1",
@@ -189,6 +191,7 @@ static void user_from_row(sqlite3_stmt *s, struct mqim_user_rec *u)
 	col_text(s, 1, u->hash, sizeof(u->hash));
 	u->admin = sqlite3_column_int(s, 2) != 0;
 	u->disabled = sqlite3_column_int(s, 3) != 0;
+	u->created_ms = (uint64_t)sqlite3_column_int64(s, 4);
 }
 
 static bool hash_ok(const char *hash)
@@ -341,6 +344,22 @@ static int check_schema(struct mqim_store *st, const char *path, unsigned flags,
 		errf(errbuf, errlen, "store %s has schema version %lld, newer than this "
 		     "build understands (%d): upgrade mqim", path, version, MQIM_STORE_VERSION);
 		return MQIM_EUNSUPPORTED;
+	}
+	if (version == 1) { /* 1 -> 2: users.created_ms, 0 for users made before */
+		if (flags & MQIM_STORE_READONLY) {
+			errf(errbuf, errlen, "store %s has schema version 1: open it once for "
+			     "writing (the broker or mqimctl) to upgrade it", path);
+			return MQIM_EUNSUPPORTED;
+		}
+		rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE;"
+			    "ALTER TABLE users ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;"
+			    "UPDATE mqim_schema SET version = 2; COMMIT;", NULL, NULL, NULL));
+		if (rc != MQIM_OK) {
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			errf(errbuf, errlen, "cannot upgrade store %s to schema version 2: %s", path,
+			     st->errmsg);
+			return rc;
+		}
 	}
 	return MQIM_OK;
 }

@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "names.h"
 #include "passwd.h"
@@ -38,6 +39,8 @@ struct mqim_user_rec {
 	char hash[MQIM_HASH_MAX];
 	bool admin;
 	bool disabled;
+	uint64_t created_ms;  /* when the user was added (ms since the epoch);
+	                       * 0 for users of a version-1 store */
 };
 
 #define MQIM_STORE_CREATE   0x1  /* create the file (0600) and schema if missing */

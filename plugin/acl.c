@@ -58,20 +58,21 @@ static const char *check_subscribe(struct mqim_user *u, const struct mqim_topic 
 	}
 }
 
-/* A user deleted and created again while the broker runs must not receive
- * what was queued for the earlier account's persistent session: messages
- * stamped before the account was created are refused.  Only such users pay
- * for the decode. */
-static bool predates(const struct mqim_ctx *ctx, const struct mqim_user *u, const void *payload,
-		     uint32_t len)
+/* A user deleted and created again must not receive what was queued for
+ * the earlier account's persistent session (Mosquitto 2.0 gives a plugin no
+ * way to drop a stored session): deliveries stamped before the account was
+ * created are refused.  Every payload on im/u and im/g was stamped by
+ * mqim_env_stamp*(), which puts "bts" as a uint 64 in the last 13 bytes, so
+ * its age is read in O(1), without decoding. */
+static bool predates(const struct mqim_user *u, const void *payload, uint32_t len)
 {
-	struct mqim_env env;
-	if (!u->since_ms)
+	const uint8_t *t = (const uint8_t *)payload + len - 13;
+	uint64_t bts = 0;
+	if (!u->since_ms || len < 13 || memcmp(t, "\xa3" "bts" "\xcf", 5))
 		return false;
-	if (mqim_env_decode(payload, len, (size_t)ctx->opts.max_payload + MQIM_ENV_STAMP_EXTRA,
-			    &env, NULL) != MQIM_OK)
-		return true;
-	return !env.has_bts || env.bts < u->since_ms;
+	for (int i = 5; i < 13; i++)
+		bts = bts << 8 | t[i];
+	return bts < u->since_ms;
 }
 
 /* Deliveries: re-checked each time, so a removal bites at once.  Payload
@@ -83,11 +84,11 @@ static const char *check_read(struct mqim_ctx *ctx, struct mqim_user *u,
 	case MQIM_TOPIC_INBOX:
 		if (!same_name(t, u->name))
 			return "inbox of another user";
-		return poisoned(ctx, payload) || predates(ctx, u, payload, len) ? "" : NULL;
+		return poisoned(ctx, payload) || predates(u, payload, len) ? "" : NULL;
 	case MQIM_TOPIC_GROUP:
 		if (!mqim__is_member(u, t->name, t->name_len))
 			return "not a member of the group";
-		return poisoned(ctx, payload) || predates(ctx, u, payload, len) ? "" : NULL;
+		return poisoned(ctx, payload) || predates(u, payload, len) ? "" : NULL;
 	case MQIM_TOPIC_PRESENCE:
 		return NULL;
 	case MQIM_TOPIC_CONTROL_RESP:

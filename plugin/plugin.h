@@ -79,9 +79,9 @@ struct mqim_user {
 	bool admin;
 	bool disabled;
 	uint32_t online;            /* sessions logged in now */
-	uint64_t since_ms;          /* created while the broker runs: messages
+	uint64_t since_ms;          /* when the account was created: messages
 	                             * stamped before belong to an earlier account
-	                             * of the same name (0: loaded at start) */
+	                             * of the same name (0: unknown, v1 store) */
 	uint8_t verified_mac[32];   /* HMAC of the last verified password */
 	time_t verified_until;      /* 0: nothing remembered */
 	struct mqim_member *groups; /* by group name (hh) */

@@ -186,7 +186,6 @@ void mqim__member_remove(struct mqim_ctx *ctx, const char *gid, const char *user
 
 struct load {
 	struct mqim_ctx *ctx;
-	bool reload;
 	struct mqim_user *users;
 	struct mqim_group *groups;
 	unsigned nusers, ngroups;
@@ -201,10 +200,10 @@ static int load_user(void *arg, const struct mqim_user_rec *r)
 	l->rc = user_insert(&l->users, idx, r->name, r->hash, r->admin, r->disabled);
 	if (l->rc)
 		return l->rc;
-	if (l->reload) { /* a name new in this reload, or the same one's age */
+	{ /* the account's age, from the store: see predates() in acl.c */
 		struct mqim_user *nu;
 		HASH_FIND(hh, l->users, r->name, strlen(r->name), nu);
-		nu->since_ms = old ? old->since_ms : mqim__now_ms();
+		nu->since_ms = r->created_ms;
 	}
 	if (old) { /* keep what the running broker knows about this user */
 		struct mqim_user *u;
@@ -274,7 +273,7 @@ static void kick_removed(struct mqim_ctx *ctx, struct mqim_user *next)
 
 int mqim__users_load(struct mqim_ctx *ctx, bool reload)
 {
-	struct load l = { ctx, reload, NULL, NULL, 0, 0, MQIM_OK };
+	struct load l = { ctx, NULL, NULL, 0, 0, MQIM_OK };
 	int rc = mqim_store_users(ctx->store, load_user, &l);
 	if (!rc)
 		rc = mqim_store_groups(ctx->store, load_group, &l);

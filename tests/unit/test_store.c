@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -311,6 +312,43 @@ static void newer_schema(void **state)
 	sqlite3_close(db);
 	assert_int_equal(mqim_store_open(f->path, 0, &st, f->err, sizeof(f->err)), MQIM_EUNSUPPORTED);
 	assert_non_null(strstr(f->err, "newer"));
+}
+
+/* A version-1 store (no users.created_ms) is upgraded by a writable open;
+ * its users get 0 (age unknown), new users the time they were added. */
+static void upgrades_version_1(void **state)
+{
+	struct fix *f = *state;
+	struct mqim_user_rec u;
+	struct mqim_store *st;
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"PRAGMA application_id = 1836149101;"
+		"CREATE TABLE mqim_schema (version INTEGER NOT NULL);"
+		"INSERT INTO mqim_schema (version) VALUES (1);"
+		"CREATE TABLE users (name TEXT PRIMARY KEY NOT NULL, hash TEXT NOT NULL,"
+		" admin INTEGER NOT NULL DEFAULT 0, disabled INTEGER NOT NULL DEFAULT 0);"
+		"CREATE TABLE groups (name TEXT PRIMARY KEY NOT NULL);"
+		"CREATE TABLE members (grp TEXT NOT NULL REFERENCES groups (name) ON DELETE CASCADE,"
+		" user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,"
+		" PRIMARY KEY (grp, user)) WITHOUT ROWID;"
+		"INSERT INTO users VALUES ('old', '$argon2id$x', 1, 0);", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	/* read-only cannot upgrade: a clear refusal */
+	assert_int_equal(mqim_store_open(f->path, MQIM_STORE_READONLY, &st, f->err, sizeof(f->err)),
+			 MQIM_EUNSUPPORTED);
+	assert_non_null(strstr(f->err, "version 1"));
+	reopen(f, 0);
+	assert_int_equal(mqim_store_user_get(f->st, "old", &u), MQIM_OK);
+	assert_true(u.admin);
+	assert_true(u.created_ms == 0);
+	time_t before = time(NULL);
+	assert_int_equal(mqim_store_user_add(f->st, "newbie", "$argon2id$y", false), MQIM_OK);
+	assert_int_equal(mqim_store_user_get(f->st, "newbie", &u), MQIM_OK);
+	assert_true(u.created_ms / 1000 + 2 >= (uint64_t)before && u.created_ms / 1000 <= (uint64_t)time(NULL) + 2);
+	reopen(f, MQIM_STORE_READONLY); /* version 2 now */
 }
 
 static void schema_refuses_bad_names(void **state)
@@ -615,6 +653,7 @@ int main(void)
 		T(foreign_sqlite_file),
 		T(empty_file),
 		T(newer_schema),
+		T(upgrades_version_1),
 		T(schema_refuses_bad_names),
 		T(users_crud),
 		T(users_not_found),
