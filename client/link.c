@@ -119,6 +119,13 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 	struct mqim__link *l = ctx;
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	size_t plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+	if (msg->qos > 0 && msg->msgid == 0) {
+		/* a protocol error paho lets through (a hostile or broken broker):
+		 * such a message can be neither acknowledged nor told apart */
+		MQTTAsync_freeMessage(&msg);
+		MQTTAsync_free(topic);
+		return 1;
+	}
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_MSG, plen + tlen + 1);
 	if (!ev)
 		return 0;   /* paho keeps it and tries again */
