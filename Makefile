@@ -167,22 +167,22 @@ $(BUILD)/tests/faults/%: tests/faults/%.c $(call OBJ,$(SUPPORT_SRC) $(FAULT_LIB_
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(if $(FUZZ_SRC),$(MAKE) --no-print-directory fuzz-smoke)
-	$(Q)MQIM_FAULTS=fast sh tests/run.sh $(UNIT_BINS) $(INTEG_BINS) $(ATTACK_BINS) $(FAULT_BINS)
+	$(Q)MQIM_BUILD_DIR=$(BUILD) MQIM_FAULTS=fast sh tests/run.sh $(UNIT_BINS) $(INTEG_BINS) $(ATTACK_BINS) $(FAULT_BINS)
 
 test-unit: all
-	$(Q)sh tests/run.sh $(UNIT_BINS)
+	$(Q)MQIM_BUILD_DIR=$(BUILD) sh tests/run.sh $(UNIT_BINS)
 
 test-integration: all
-	$(Q)sh tests/run.sh $(INTEG_BINS)
+	$(Q)MQIM_BUILD_DIR=$(BUILD) sh tests/run.sh $(INTEG_BINS)
 
 # tests/attacks/ (MQIM_ATTACK_FULL=1 runs the heavy cases at full size).
 test-attacks: all
-	$(Q)sh tests/run.sh $(ATTACK_BINS)
+	$(Q)MQIM_BUILD_DIR=$(BUILD) sh tests/run.sh $(ATTACK_BINS)
 
 # tests/faults/ in full, about 10 minutes; the results table also goes to
 # $(BUILD)/faults-table.md (docs/reliability.md keeps a copy).
 test-faults: all
-	$(Q)MQIM_FAULTS=full MQIM_FAULTS_TABLE=$(BUILD)/faults-table.md sh tests/run.sh $(FAULT_BINS)
+	$(Q)MQIM_BUILD_DIR=$(BUILD) MQIM_FAULTS=full MQIM_FAULTS_TABLE=$(BUILD)/faults-table.md sh tests/run.sh $(FAULT_BINS)
 
 # ---- fuzzing (clang libFuzzer) -------------------------------------------
 
@@ -220,7 +220,7 @@ certs: deps
 
 valgrind: all
 	$(Q)MQIM_BROKER_WRAPPER="valgrind --leak-check=full --error-exitcode=99 -q" \
-	    sh tests/run.sh $(INTEG_BINS)
+	    MQIM_BUILD_DIR=$(BUILD) sh tests/run.sh $(INTEG_BINS)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) \
