@@ -216,7 +216,7 @@ static void case_proxy_cut(struct fw *w)
 {
 	struct fw_result r;
 	struct proxy_stats ps;
-	char note[160];
+	char note[200];
 	int duration = small ? 6000 : 12000;
 
 	world_up(w, NULL);
@@ -227,14 +227,21 @@ static void case_proxy_cut(struct fw *w)
 	proxy_set_cut(p, 400, 2500);
 	fw_log("proxy: every connection cut after 0.4-2.5 s");
 	fw_traffic_start(w, duration, 0);
+	/* Halfway, the kernel joins in: for 1.5 s every segment to the
+	 * broker is answered with a TCP reset. */
+	fw_sleep(duration / 2);
+	assert_int_equal(fw_sh("iptables -w -I INPUT -i lo -p tcp --dport %d -j REJECT "
+			       "--reject-with tcp-reset", w->broker.port), 0);
+	fw_sleep(1500);
+	assert_int_equal(fw_sh("iptables -w -F INPUT"), 0);
 	fw_traffic_join(w);
 	/* The cuts go on until everything settled. */
 	fw_fault_end(w);
 	bool settled = fw_wait_settled(w, SETTLE_MS);
 	proxy_pass(p);
 	proxy_stats(p, &ps);
-	snprintf(note, sizeof note, "%u connections cut; recover = last send -> settled, cuts going on",
-		 ps.cut);
+	snprintf(note, sizeof note, "%u connections cut by the proxy, 1.5 s of TCP resets (iptables); "
+		 "recover = last send -> settled, cuts going on", ps.cut);
 	if (!settled)
 		fw_wait_settled(w, 20000);
 	finish(w, &r, 1000, note);
@@ -270,7 +277,7 @@ static void case_proxy_silent(struct fw *w)
 {
 	struct fw_result r;
 	struct proxy_stats ps;
-	char note[200];
+	char note[300];
 	int took[2], before[FW_NUSERS];
 
 	world_up(w, NULL);
@@ -291,9 +298,24 @@ static void case_proxy_silent(struct fw *w)
 		fw_log("every client noticed and reconnected after %.1f s", took[k] / 1000.0);
 		assert_true(took[k] >= 0);
 	}
+	/* Then the link itself dies for a while (iptables DROP both ways):
+	 * nothing gets through, old connections or new. */
+	int dead_ms = 3000 * (int)w->tmpl.keepalive_s;
+	for (int u = 0; u < FW_NUSERS; u++)
+		before[u] = peer_losses(w, u);
+	assert_int_equal(fw_sh("iptables -w -A INPUT -i lo -p tcp --dport %d -j DROP", w->broker.port), 0);
+	assert_int_equal(fw_sh("iptables -w -A INPUT -i lo -p tcp --sport %d -j DROP", w->broker.port), 0);
+	fw_sleep(dead_ms);
+	assert_int_equal(fw_sh("iptables -w -F INPUT"), 0);
+	fw_fault_end(w);
+	int back = wait_all_recovered(w, before, 30000);
+	fw_log("link dead for %d s; every client noticed and was back %.1f s after", dead_ms / 1000,
+	       back / 1000.0);
+	assert_true(back >= 0);
 	proxy_stats(p, &ps);
-	snprintf(note, sizeof note, "2 silences (%u links); all 5 clients back after %.1f s and %.1f s "
-		 "(keepalive %u s)", ps.silenced, took[0] / 1000.0, took[1] / 1000.0, w->tmpl.keepalive_s);
+	snprintf(note, sizeof note, "2 silences (%u links): all 5 clients back after %.1f s and %.1f s; "
+		 "link dropped %d s (iptables): back %.1f s after (keepalive %u s)", ps.silenced,
+		 took[0] / 1000.0, took[1] / 1000.0, dead_ms / 1000, back / 1000.0, w->tmpl.keepalive_s);
 	finish(w, &r, SETTLE_MS, note);
 	proxy_free(p);
 	fw_assert_clean(&r);
@@ -1174,8 +1196,8 @@ static const struct fcase cases[] = {
 	{ "kill_persist", "1 broker SIGKILL x3 mid-stream, persistence on", case_kill_persist, true, 300 },
 	{ "kill_nopersist", "1 broker SIGKILL x3 mid-stream, persistence off", case_kill_nopersist, false, 300 },
 	{ "sigstop", "2 broker SIGSTOP for 2x keepalive, SIGCONT", case_sigstop, false, 240 },
-	{ "proxy_cut", "3 proxy cuts every connection at random", case_proxy_cut, true, 300 },
-	{ "proxy_silent", "4 proxy goes silent twice (dead NAT mapping)", case_proxy_silent, false, 240 },
+	{ "proxy_cut", "3 proxy cuts every connection at random, TCP resets", case_proxy_cut, true, 300 },
+	{ "proxy_silent", "4 proxy goes silent twice (dead NAT mapping), then the link drops", case_proxy_silent, false, 240 },
 	{ "loss_delay", "5 10% loss each way + 200+-100 ms delay, split writes", case_loss_delay, false, 300 },
 	{ "sender_killed", "6 sending client SIGKILLed mid-send, restarted", case_sender_killed, true, 240 },
 	{ "receiver_killed", "7 receiving client SIGKILLed before its receipts", case_receiver_killed, false, 240 },
