@@ -160,7 +160,7 @@ static int exec(struct mqim__db *db, const char *sql, char *errbuf, size_t errle
 	return mqim__db_err(rc);
 }
 
-static int check_schema(struct mqim__db *db, bool readonly, char *errbuf, size_t errlen)
+static int check_schema(struct mqim__db *db, bool create, char *errbuf, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = mqim__db_prepare(db, "PRAGMA user_version", &st);
@@ -172,7 +172,10 @@ static int check_schema(struct mqim__db *db, bool readonly, char *errbuf, size_t
 	sqlite3_finalize(st);
 	if (version == SCHEMA_VERSION)
 		return MQIM_OK;
-	if (version == 0 && !readonly) {
+	/* The schema is made only in a file this open created: an existing file
+	 * without it (emptied, truncated, someone else's) is an error, never
+	 * silently reset into an empty outbox. */
+	if (version == 0 && create) {
 		char sql[64];
 		rc = exec(db, "BEGIN IMMEDIATE", errbuf, errlen);
 		if (rc == MQIM_OK)
@@ -186,7 +189,9 @@ static int check_schema(struct mqim__db *db, bool readonly, char *errbuf, size_t
 			sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
-	snprintf(errbuf, errlen, "not an mqim client database (schema version %d)", version);
+	snprintf(errbuf, errlen, "%s (schema version %d): remove it to start afresh, losing "
+		 "its outbox and history", version == 0 ? "the client database is empty or not "
+		 "an mqim database" : "not an mqim client database", version);
 	return MQIM_ECORRUPT;
 }
 
@@ -202,10 +207,15 @@ int mqim__db_open(struct mqim__db *db, const char *dir, unsigned flags,
 		snprintf(errbuf, errlen, "data folder path too long");
 		return MQIM_EINVAL;
 	}
+	bool created = false;
 	if (!ro) {
 		/* Create the file 0600 ourselves: SQLite would use 0644, and its
 		 * -wal and -shm files copy the main file's mode. */
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			created = true;
+		else if (errno == EEXIST)
+			fd = open(path, O_RDWR | O_CLOEXEC);
 		if (fd < 0) {
 			snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
 			return errno == ENOSPC ? MQIM_ENOSPC : MQIM_EIO;
@@ -221,6 +231,10 @@ int mqim__db_open(struct mqim__db *db, const char *dir, unsigned flags,
 	}
 	sqlite3_busy_timeout(db->h, 5000);
 	sqlite3_extended_result_codes(db->h, 1);
+	/* An existing file is checked before anything writes to it (WAL mode
+	 * writes a header even into an empty file). */
+	if (!created && (rc = check_schema(db, false, errbuf, errlen)) != MQIM_OK)
+		goto fail;
 	if (!ro) {
 		rc = exec(db, "PRAGMA journal_mode=WAL", errbuf, errlen);
 		if (rc == MQIM_OK)
@@ -229,8 +243,7 @@ int mqim__db_open(struct mqim__db *db, const char *dir, unsigned flags,
 		if (rc != MQIM_OK)
 			goto fail;
 	}
-	rc = check_schema(db, ro, errbuf, errlen);
-	if (rc != MQIM_OK)
+	if (created && (rc = check_schema(db, true, errbuf, errlen)) != MQIM_OK)
 		goto fail;
 
 	struct { const char *sql; sqlite3_stmt **st; } stmts[] = {

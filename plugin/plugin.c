@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -199,7 +200,12 @@ static int ctx_open(struct mqim_ctx *ctx)
 	char err[512];
 	uint64_t seed[2];
 
-	int rc = mqim_store_open(ctx->opts.db_path, MQIM_STORE_CREATE, &ctx->store, err, sizeof(err));
+	/* A missing store is created; an existing one is never re-created, so an
+	 * emptied or truncated file stops the broker instead of silently
+	 * starting with no users. */
+	struct stat st;
+	unsigned flags = stat(ctx->opts.db_path, &st) == 0 ? 0 : MQIM_STORE_CREATE;
+	int rc = mqim_store_open(ctx->opts.db_path, flags, &ctx->store, err, sizeof(err));
 	if (rc) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, "mqim: %s", err);
 		return rc;
