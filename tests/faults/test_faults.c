@@ -117,11 +117,6 @@ static int peer_losses(struct fw *w, int u)
 	return n;
 }
 
-static const char *self_path(void)
-{
-	return "/proc/self/exe";
-}
-
 /* ---- case 1: the broker killed and restarted ------------------------------- */
 
 static void broker_kills(struct fw *w, bool persistence)
@@ -775,11 +770,38 @@ static void show_logs(struct tbroker *b, const char *out)
 	fw_sh("cat '%s' '%s' 2>/dev/null | sed 's/^/    | /' >&2", out, b->log_path);
 }
 
+/* Start the broker once on its store (orig, len) damaged with k: true
+ * when it exits (no signal) with a message naming the file and leaves the
+ * file as it was.  Its output goes to out. */
+static bool start_damaged(struct fw *w, const unsigned char *orig, size_t len, enum corruption k,
+			  const char *out)
+{
+	size_t blen, alen;
+	corrupt(w->broker.db_path, orig, len, k);
+	unsigned char *before = read_all(w->broker.db_path, &blen);
+	unlink(w->broker.log_path);
+	int rc = run_broker_once(&w->broker, out, 8000);
+	unsigned char *after = read_all(w->broker.db_path, &alen);
+	bool named = file_has(out, w->broker.db_path) || file_has(w->broker.log_path, w->broker.db_path);
+	bool same = alen == blen && (blen == 0 || memcmp(before, after, blen) == 0);
+	bool ok = rc > 0 && named && same;
+	fw_log("broker store, %s: %s%d, message naming the file: %s, file unchanged: %s -> %s",
+	       corruption_name[k], rc == RAN_ON ? "RAN ON with it" : rc < 0 ? "CRASHED, signal " :
+	       "exit ", rc == RAN_ON ? 0 : rc < 0 ? -rc : rc, named ? "yes" : "no",
+	       same ? "yes" : "no", ok ? "refused cleanly" : "NOT refused cleanly");
+	if (!ok)
+		show_logs(&w->broker, out);
+	free(before);
+	free(after);
+	rm_sidecars(w->broker.db_path);
+	return ok;
+}
+
 static void case_corrupt_broker(struct fw *w)
 {
 	struct fw_result r;
 	char out[400], note[300], path[400];
-	size_t len, len2;
+	size_t len;
 	int refused = 0, bad = 0;
 
 	world_up(w, NULL);
@@ -791,26 +813,9 @@ static void case_corrupt_broker(struct fw *w)
 	assert_true(len >= 8192);
 	snprintf(out, sizeof out, "%s/once.log", w->tmp);
 	for (int k = 0; k < C_COUNT; k++) {
-		corrupt(w->broker.db_path, orig, len, (enum corruption)k);
-		unsigned char *before = read_all(w->broker.db_path, &len2);
-		size_t blen = len2;
-		unlink(w->broker.log_path);
-		int rc = run_broker_once(&w->broker, out, 8000);
-		unsigned char *after = read_all(w->broker.db_path, &len2);
-		bool named = file_has(out, w->broker.db_path) || file_has(w->broker.log_path, w->broker.db_path);
-		bool same = len2 == blen && (blen == 0 || memcmp(before, after, blen) == 0);
-		bool ok = rc > 0 && named && same;
-		fw_log("broker store, %s: %s%d, message naming the file: %s, file unchanged: %s -> %s",
-		       corruption_name[k], rc == RAN_ON ? "RAN ON with it" : rc < 0 ? "CRASHED, signal " :
-		       "exit ", rc == RAN_ON ? 0 : rc < 0 ? -rc : rc, named ? "yes" : "no",
-		       same ? "yes" : "no", ok ? "refused cleanly" : "NOT refused cleanly");
-		if (!ok)
-			show_logs(&w->broker, out);
+		bool ok = start_damaged(w, orig, len, (enum corruption)k, out);
 		refused += ok;
 		bad += !ok;
-		free(before);
-		free(after);
-		rm_sidecars(w->broker.db_path);
 	}
 	/* The store back: the broker starts and everyone logs in. */
 	write_all(w->broker.db_path, orig, len);
@@ -1122,6 +1127,19 @@ static struct tclient *raw_login(struct fw *w, const char *cid, const char *user
 	return c;
 }
 
+/* Publish the envelope probe (len bytes, its id) as carol to erin's inbox,
+ * both raw clients; true when erin's raw subscriber got it within ms. */
+static bool probe_erin(struct fw *w, const void *probe, size_t len, const uint8_t id[16], int ms)
+{
+	struct tclient *carol = raw_login(w, "carol/raw", "carol", NULL);
+	struct tclient *erin = raw_login(w, "erin/raw", "erin", "im/u/erin");
+	assert_int_equal(tclient_publish(carol, "im/u/erin", probe, len, 1, false), 0);
+	bool seen = raw_sees(erin, id, ms);
+	tclient_free(carol);
+	tclient_free(erin);
+	return seen;
+}
+
 static void case_graceful(struct fw *w)
 {
 	struct fw_result r;
@@ -1145,17 +1163,13 @@ static void case_graceful(struct fw *w)
 	int hup_losses = total_losses(w) - before;
 	fw_log("10 SIGHUPs done; %d link losses meanwhile", hup_losses);
 
-	/* A message seen by a raw subscriber of erin's inbox... */
-	struct tclient *carol = raw_login(w, "carol/raw", "carol", NULL);
-	struct tclient *erin = raw_login(w, "erin/raw", "erin", "im/u/erin");
+	/* A message seen by a raw subscriber of erin's inbox, a graceful
+	 * restart in the middle of the traffic, then the same message again
+	 * is acknowledged and delivered to nobody; a new one goes through. */
 	size_t plen = tenv_build(&probe, "msg", "carol", "erin", "probe before", id);
-	assert_true(plen > 0);
-	assert_int_equal(tclient_publish(carol, "im/u/erin", probe, plen, 1, false), 0);
-	assert_true(raw_sees(erin, id, 5000));
-	tclient_free(carol);
-	tclient_free(erin);
-
-	/* ... a graceful restart in the middle of the traffic ... */
+	size_t plen2 = tenv_build(&probe2, "msg", "carol", "erin", "probe after", id2);
+	assert_true(plen > 0 && plen2 > 0);
+	assert_true(probe_erin(w, probe, plen, id, 5000));
 	sleep_until(t0, 6000);
 	assert_int_equal(tbroker_stop(&w->broker), 0);
 	fw_log("broker stopped with SIGTERM");
@@ -1163,18 +1177,8 @@ static void case_graceful(struct fw *w)
 	fw_fault_end(w);
 	fw_log("broker started again");
 	assert_true(tbroker_log_wait(&w->broker, "mqim: loaded", 10000));
-
-	/* ... and the same message again is acknowledged, delivered to nobody;
-	 * a new one still goes through. */
-	carol = raw_login(w, "carol/raw", "carol", NULL);
-	erin = raw_login(w, "erin/raw", "erin", "im/u/erin");
-	assert_int_equal(tclient_publish(carol, "im/u/erin", probe, plen, 1, false), 0);
-	bool dup_seen = raw_sees(erin, id, 2000);
-	size_t plen2 = tenv_build(&probe2, "msg", "carol", "erin", "probe after", id2);
-	assert_int_equal(tclient_publish(carol, "im/u/erin", probe2, plen2, 1, false), 0);
-	bool new_seen = raw_sees(erin, id2, 5000);
-	tclient_free(carol);
-	tclient_free(erin);
+	bool dup_seen = probe_erin(w, probe, plen, id, 2000);
+	bool new_seen = probe_erin(w, probe2, plen2, id2, 5000);
 	free(probe);
 	free(probe2);
 	fw_log("after the restart: duplicate delivered: %s, new message delivered: %s",
@@ -1361,7 +1365,7 @@ static void run_one(void **state)
 		setpgid(0, 0);
 		setenv("TMPDIR", dir, 1);
 		setenv("MQIM_FAULTS_ROW", rowpath, 1);
-		execl(self_path(), "test_faults", "--case", fc->name, (char *)NULL);
+		execl("/proc/self/exe", "test_faults", "--case", fc->name, (char *)NULL);
 		_exit(127);
 	}
 	setpgid(pid, pid);
