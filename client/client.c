@@ -901,24 +901,27 @@ static int do_group(mqim_client *c, void *arg)
 	return MQIM_OK;
 }
 
-MQIM_EXPORT int mqim_join_group(mqim_client *c, const char *gid)
+/* The four calls below differ only in the name, the direction and the job
+ * run on the library thread. */
+static int name_call(mqim_client *c, const char *name, bool add,
+		     int (*job)(mqim_client *, void *))
 {
-	struct name_arg a = { gid, true };
+	struct name_arg a = { name, add };
 	if (!c)
 		return MQIM_EINVAL;
-	if (!mqim_name_valid(gid))
+	if (!mqim_name_valid(name))
 		return MQIM_EBADNAME;
-	return mqim__call(c, do_group, &a);
+	return mqim__call(c, job, &a);
+}
+
+MQIM_EXPORT int mqim_join_group(mqim_client *c, const char *gid)
+{
+	return name_call(c, gid, true, do_group);
 }
 
 MQIM_EXPORT int mqim_leave_group(mqim_client *c, const char *gid)
 {
-	struct name_arg a = { gid, false };
-	if (!c)
-		return MQIM_EINVAL;
-	if (!mqim_name_valid(gid))
-		return MQIM_EBADNAME;
-	return mqim__call(c, do_group, &a);
+	return name_call(c, gid, false, do_group);
 }
 
 static int do_watch(mqim_client *c, void *arg)
@@ -956,20 +959,10 @@ static int do_watch(mqim_client *c, void *arg)
 
 MQIM_EXPORT int mqim_watch_presence(mqim_client *c, const char *user)
 {
-	struct name_arg a = { user, true };
-	if (!c)
-		return MQIM_EINVAL;
-	if (!mqim_name_valid(user))
-		return MQIM_EBADNAME;
-	return mqim__call(c, do_watch, &a);
+	return name_call(c, user, true, do_watch);
 }
 
 MQIM_EXPORT int mqim_unwatch_presence(mqim_client *c, const char *user)
 {
-	struct name_arg a = { user, false };
-	if (!c)
-		return MQIM_EINVAL;
-	if (!mqim_name_valid(user))
-		return MQIM_EBADNAME;
-	return mqim__call(c, do_watch, &a);
+	return name_call(c, user, false, do_watch);
 }
