@@ -505,7 +505,15 @@ int mqim__link_publish(mqim_client *c, const char *topic, const void *payload, s
 	ro.context = p;
 	m.payload = (void *)payload;
 	m.payloadlen = (int)len;
-	m.qos = qos;
+	/* QoS 2 asks for exactly-once delivery to the application, which the
+	 * library gives end to end (outbox until the receipt, the broker's
+	 * de-duplication, the receiver's seen-set).  On the wire it goes as
+	 * QoS 1: paho.mqtt.c loses a QoS 2 exchange cut between PUBREC and
+	 * PUBREL by a reconnect, and the resend under a new packet id is then
+	 * (rightly) dropped by the broker as a duplicate while the first copy
+	 * is never released (fault suite, tests/faults: sender_killed and
+	 * kill_persist at QoS 2). */
+	m.qos = qos > 1 ? 1 : qos;
 	m.retained = retain;
 	if (MQTTAsync_sendMessage(c->h, topic, &m, &ro) != MQTTASYNC_SUCCESS) {
 		free(p);
