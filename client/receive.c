@@ -73,8 +73,13 @@ static void message(mqim_client *c, const struct mqim_env *env, const struct mqi
 		goto fail;
 	rc = mqim__seen_add(&c->seen, env->fr.ptr, env->fr.len, env->id);
 	if (rc == 1) {
-		mqim__work_end(c, MQIM_OK);
-		return;   /* a duplicate */
+		/* A duplicate, not shown again.  The sender resent it because no
+		 * receipt reached it: the receipt may be what was lost, so queue
+		 * another (a fresh id, which the broker cannot take for a copy). */
+		rc = is_msg && !(mine && is_group) ? mqim__queue_receipt(c, "rcpt", fr, env->id)
+						     : MQIM_OK;
+		mqim__work_end(c, rc < 0 ? rc : MQIM_OK);
+		return;
 	}
 	if (rc == MQIM_OK && is_msg) {
 		struct mqim_message m;
