@@ -7,7 +7,11 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <setjmp.h>
+#include <signal.h>
+
 #include <cjson/cJSON.h>
+#include <cmocka.h>
 
 #include "atk.h"
 #include "mqim.h"
@@ -579,4 +583,29 @@ void atk_pair_close(struct atk_pair *p)
 	free(p->rtt_us);
 	p->rtt_us = NULL;
 	p->n = p->cap = 0;
+}
+
+void atk_bystanders_ok(struct atk_pair *p, size_t mark, pid_t broker_pid, int wait_ms)
+{
+	size_t n = 0;
+	int64_t end = raw_now_ms() + wait_ms;
+	unsigned failures = atk_pair_stats(p, mark, &n, NULL, NULL);
+	while (n < 3 && raw_now_ms() < end) {
+		atk_sleep_ms(50);
+		failures = atk_pair_stats(p, mark, &n, NULL, NULL);
+	}
+	if (failures)
+		fail_msg("bystanders: %u failures, first: %s", failures, p->why);
+	if (n < 3)
+		fail_msg("bystanders: only %zu round trips during the test", n);
+	assert_true(kill(broker_pid, 0) == 0);
+}
+
+void atk_login(struct raw *r, int port, const char *user, const char *suffix)
+{
+	char cid[96];
+	snprintf(cid, sizeof cid, "%s/%s", user, suffix);
+	int rc = raw_login_retry(r, port, cid, user, ATK_PW);
+	if (rc != 0)
+		fail_msg("login of %s answered %d", cid, rc);
 }

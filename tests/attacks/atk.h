@@ -154,6 +154,15 @@ size_t atk_pair_mark(struct atk_pair *p);
 unsigned atk_pair_stats(struct atk_pair *p, size_t mark, size_t *count, int64_t *p50_us,
 			int64_t *p99_us);
 
+/* Fail the test unless the bystander pair p made at least 3 round trips
+ * since mark without a failure (waiting up to wait_ms for them), and the
+ * broker process broker_pid is still alive. */
+void atk_bystanders_ok(struct atk_pair *p, size_t mark, pid_t broker_pid, int wait_ms);
+
+/* Log user in over raw MQTT 5 on port as "{user}/{suffix}" with ATK_PW,
+ * retrying like a real client; fails the test if refused. */
+void atk_login(struct raw *r, int port, const char *user, const char *suffix);
+
 /* The slowest round trip since mark, in µs (0 when none). */
 int64_t atk_pair_max(struct atk_pair *p, size_t mark);
 

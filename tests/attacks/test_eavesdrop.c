@@ -83,28 +83,12 @@ static int before_each(void **state)
 /* The bystanders kept chatting through the test, nothing lost. */
 static void bystanders_ok(void)
 {
-	size_t n = 0;
-	int64_t end = raw_now_ms() + WAIT_MS;
-	unsigned failures = atk_pair_stats(&bystanders, test_mark, &n, NULL, NULL);
-	while (n < 3 && raw_now_ms() < end) {
-		atk_sleep_ms(50);
-		failures = atk_pair_stats(&bystanders, test_mark, &n, NULL, NULL);
-	}
-	if (failures)
-		fail_msg("bystanders: %u failures, first: %s", failures, bystanders.why);
-	if (n < 3)
-		fail_msg("bystanders: only %zu round trips during the test", n);
-	assert_true(kill(broker.pid, 0) == 0);
+	atk_bystanders_ok(&bystanders, test_mark, broker.pid, WAIT_MS);
 }
 
-/* Log user in over raw MQTT 5 as "{user}/{suffix}"; fails the test if not. */
 static void login(struct raw *r, const char *user, const char *suffix)
 {
-	char cid[96];
-	snprintf(cid, sizeof cid, "%s/%s", user, suffix);
-	int rc = raw_login_retry(r, broker.port, cid, user, ATK_PW);
-	if (rc != 0)
-		fail_msg("login of %s answered %d", cid, rc);
+	atk_login(r, broker.port, user, suffix);
 }
 
 /* Fail if any application message reaches r within quiet_ms. */
