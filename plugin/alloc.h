@@ -26,6 +26,16 @@
 #define mqim__free(p)       mosquitto_free(p)
 #endif
 
+/* A copy of s from the same allocator; NULL when out of memory. */
+static inline char *mqim__strdup(const char *s)
+{
+	size_t n = __builtin_strlen(s) + 1;
+	char *p = mqim__malloc(n);
+	if (p)
+		__builtin_memcpy(p, s, n);
+	return p;
+}
+
 #define uthash_malloc(sz)    mqim__malloc(sz)
 #define uthash_free(p, sz)   mqim__free(p)
 

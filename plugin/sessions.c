@@ -23,15 +23,6 @@ static void user_online(struct mqim_ctx *ctx, const char *name, int delta)
 	u->online = (uint32_t)((int64_t)u->online + delta);
 }
 
-static char *dup_str(const char *s)
-{
-	size_t n = strlen(s ? s : "") + 1;
-	char *p = mqim__malloc(n);
-	if (p)
-		memcpy(p, s ? s : "", n);
-	return p;
-}
-
 static void session_free(struct mqim_session *s)
 {
 	mqim__free(s->client_id);
@@ -65,7 +56,7 @@ void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, con
 	}
 	s = mqim__calloc(1, sizeof(*s));
 	if (s)
-		s->client_id = dup_str(mosquitto_client_id(client));
+		s->client_id = mqim__strdup(id ? id : "");
 	if (!s || !s->client_id) {
 		/* the session map is what tells a will from a publish: without it
 		 * this connection may only update its presence, which is safe */

@@ -41,15 +41,6 @@ bool mqim__is_member(const struct mqim_user *u, const char *gid, size_t len)
 	return m != NULL;
 }
 
-static char *dup_str(const char *s)
-{
-	size_t n = strlen(s) + 1;
-	char *p = mqim__malloc(n);
-	if (p)
-		memcpy(p, s, n);
-	return p;
-}
-
 /* ---- changes to the live tables ---------------------------------------- */
 
 static void member_unlink(struct mqim_member *m)
@@ -65,7 +56,7 @@ static int user_insert(struct mqim_user **table, uint32_t idx, const char *name,
 	struct mqim_user *u = mqim__calloc(1, sizeof(*u));
 	if (!u)
 		return MQIM_ENOMEM;
-	u->hash = dup_str(hash);
+	u->hash = mqim__strdup(hash);
 	if (!u->hash) {
 		mqim__free(u);
 		return MQIM_ENOMEM;
@@ -89,7 +80,7 @@ int mqim__user_put(struct mqim_ctx *ctx, const char *name, const char *hash, boo
 		return rc;
 	}
 	if (strcmp(u->hash, hash)) {
-		char *h = dup_str(hash);
+		char *h = mqim__strdup(hash);
 		if (!h)
 			return MQIM_ENOMEM;
 		mqim__free(u->hash);
