@@ -18,6 +18,9 @@
 #define MQIM_INBOX_PREFIX       "im/u/"
 #define MQIM_GROUP_PREFIX       "im/g/"
 #define MQIM_PRESENCE_PREFIX    "im/p/"
+/* MQTT 5 user property (value "1") on a resend whose receipt never came:
+ * the plugin delivers it even inside the de-duplication window. */
+#define MQIM_RESEND_PROP        "mqim-resend"
 
 enum mqim_topic_kind {
 	MQIM_TOPIC_NONE = 0,     /* not in the table: refused to everyone */

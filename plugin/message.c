@@ -23,6 +23,14 @@
  * are identical: a true retransmission is recognised by the broker (and
  * delivered once, at PUBREL), while a resend under a new packet id is stored
  * as a new message whose poisoned payload reaches nobody.
+ *
+ * Marked resends.  A duplicate carrying the MQTT 5 user property
+ * MQIM_RESEND_PROP ("mqim-resend") is delivered all the same (stamped with
+ * its first bts): the sender says its receipt never came, so the first copy
+ * may have reached nobody (PUBACK 0x10, a broker restart without
+ * persistence, a group member whose session was lost).  It is harmless: a
+ * sender can only re-deliver its own ids, which it could do with new ids,
+ * and receivers drop duplicates by (fr, id).  Looked up only for duplicates.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,6 +38,7 @@
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
+#include <mqtt_protocol.h>
 
 #include "envelope.h"
 #include "plugin.h"
@@ -186,6 +195,22 @@ static bool rate_ok(struct mqim_ctx *ctx, struct mqim_user *u, const struct mosq
 	return false;
 }
 
+/* True when props hold the user property MQIM_RESEND_PROP = "1". */
+static bool marked_resend(const mosquitto_property *props)
+{
+	bool skip = false, found = false;
+	char *name = NULL, *value = NULL;
+	while (!found && (props = mosquitto_property_read_string_pair(props, MQTT_PROP_USER_PROPERTY,
+								   &name, &value, skip))) {
+		found = !strcmp(name, MQIM_RESEND_PROP) && !strcmp(value, "1");
+		mosquitto_free(name);
+		mosquitto_free(value);
+		name = value = NULL;
+		skip = true;
+	}
+	return found;
+}
+
 int mqim__on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
@@ -209,6 +234,11 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_ACL_DENIED;
 	bool dup = t.kind != MQIM_TOPIC_PRESENCE &&
 		   mqim_dedup_seen(ctx->dedup, u->idx, env.id, bts, &bts);
+	if (dup && marked_resend(ed->properties)) {
+		dup = false;
+		mosquitto_log_printf(MOSQ_LOG_DEBUG, "mqim: marked resend from user=%s delivered again",
+				     u->name);
+	}
 
 	size_t cap = (size_t)ed->payloadlen + MQIM_ENV_STAMP_EXTRA;
 	uint8_t *out = mqim__malloc(cap + 1);
