@@ -252,13 +252,18 @@ clean:
 #   make bench BENCH_QUICK=1     a two-minute smoke run
 #   make bench BENCH_ROUNDS=9    more rounds
 #   make bench-icount            broker instructions per message (callgrind)
-# Not part of `make test`.  Both rewrite their section of docs/performance.md.
+#   make soak                    10 minutes of steady load: is broker memory
+#                                flat once the dedup window is full?
+#   make soak SOAK_SECONDS=120   a shorter one (SOAK_RATE=R messages/s)
+# Not part of `make test`.  Each rewrites its section of docs/performance.md.
 
 BENCH_SRC := $(wildcard tools/bench/*.c)
 BENCH     := $(BUILD)/mqim-bench
 BENCH_OBJ := $(call OBJ,$(BENCH_SRC)) $(BUILD)/obj/plugin/dedup.o
 BENCH_ROUNDS ?=
 BENCH_QUICK  ?=
+SOAK_SECONDS ?= 600
+SOAK_RATE    ?= 3000
 
 $(call OBJ,$(BENCH_SRC)): CPPFLAGS += -Iplugin
 
@@ -274,4 +279,8 @@ bench: all $(BENCH)
 bench-icount: all $(BENCH)
 	$(Q)$(BENCH) icount --build $(BUILD) --write docs/performance.md
 
-.PHONY: bench bench-icount
+soak: all $(BENCH)
+	$(Q)$(BENCH) soak --build $(BUILD) --duration $(SOAK_SECONDS) --rate $(SOAK_RATE) \
+	    --write docs/performance.md
+
+.PHONY: bench bench-icount soak

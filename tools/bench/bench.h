@@ -342,6 +342,7 @@ struct bench_env {
 	char store_path[320];        /* provisioned store of broker C */
 	char dynsec_path[320];       /* provisioned dynsec JSON of broker B */
 	bool keep;                   /* keep the folder (--keep) */
+	const char *c_conf_extra;    /* more lines for broker C's conf, or NULL */
 };
 
 struct broker {
@@ -404,6 +405,7 @@ int cmd_dedup(int argc, char **argv);
 int cmd_client(int argc, char **argv);
 int cmd_logins(int argc, char **argv);
 int cmd_scenario(const char *name, int argc, char **argv);
+int cmd_soak(int argc, char **argv);
 
 struct dedup_result {
 	double bytes_per_id, rss_bytes_per_id;

@@ -166,6 +166,8 @@ static int write_conf(const struct broker *b, const struct bench_env *env, const
 	default:
 		fprintf(f, "allow_anonymous false\nplugin %s/mqim_plugin.so\n", env->build);
 		fprintf(f, "plugin_opt_db_path %s/mqim.db\n", b->dir);
+		if (env->c_conf_extra)
+			fputs(env->c_conf_extra, f);
 		break;
 	}
 	return fclose(f) == 0 ? 0 : -1;

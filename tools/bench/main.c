@@ -22,6 +22,7 @@ static const char usage[] =
 "    mqim-bench dedup [--ids N]\n"
 "    mqim-bench client [--n N] [--rounds R]\n"
 "    mqim-bench logins\n"
+"    mqim-bench soak [--duration S] [--rate R] [--window W] [--dedup-max M] [--write FILE]\n"
 "    mqim-bench --help\n"
 "\n"
 "DESCRIPTION\n"
@@ -68,6 +69,15 @@ static const char usage[] =
 "                 messages, --rounds R (3).\n"
 "    logins       broker-thread CPU per login and logins/s on one core:\n"
 "                 argon2id first login, remembered reconnect, JWT HS256, RS256.\n"
+"    soak         make soak: broker C under a steady load (--pairs P (10)\n"
+"                 conversations, QoS 1, --rate R (3000) messages/s in all)\n"
+"                 for --duration S (600) seconds; --window W and --dedup-max M\n"
+"                 set the plugin's window (default 600 s, 1000000 ids), which\n"
+"                 is full after min(W, M/R) s.  VmRSS sampled every --sample T\n"
+"                 (5) s.  Verdict: growth from 15 s after the window is full\n"
+"                 to the end within --max-growth PCT (3) %.\n"
+"                 --write FILE replaces the 'soak' section of FILE.  Exit 3\n"
+"                 when memory grew past the bound.\n"
 "\n"
 "COMMON OPTIONS\n"
 "    --broker A|B|C   start this kind of broker for a scenario (default C)\n"
@@ -84,7 +94,7 @@ static const char usage[] =
 "    0  the runs completed (figures printed)\n"
 "    1  a broker or a run failed (a message lost, a login refused...)\n"
 "    2  bad command line\n"
-"    3  compare --strict: a figure of issue 4 was missed\n"
+"    3  compare --strict: a figure of issue 4 was missed; soak: memory grew\n"
 "\n"
 "FILES\n"
 "    Temporary folders under $TMPDIR (or /tmp): mqim-bench-XXXXXX, removed\n"
@@ -102,6 +112,7 @@ static const struct command {
 	{ "icount", cmd_icount },
 	{ "client", cmd_client },
 	{ "logins", cmd_logins },
+	{ "soak", cmd_soak },
 };
 
 static const char *const scenarios[] = {
