@@ -218,9 +218,14 @@ run: deps
 certs: deps
 	$(Q)sh tools/mqim-certs.sh data/certs
 
+# The integration suite with every broker under valgrind; one log per broker
+# process in $(BUILD)/valgrind, judged by mk/valgrind-check.sh (memory errors
+# anywhere, definite leaks whose stack names the plugin).
 valgrind: all
-	$(Q)MQIM_BROKER_WRAPPER="valgrind --leak-check=full --error-exitcode=99 -q" \
-	    MQIM_BUILD_DIR=$(BUILD) sh tests/run.sh $(INTEG_BINS)
+	$(Q)rm -rf $(BUILD)/valgrind && mkdir -p $(BUILD)/valgrind
+	$(Q)MQIM_BROKER_WRAPPER="valgrind --leak-check=full --num-callers=30 --log-file=$(abspath $(BUILD))/valgrind/%p.log" \
+	    MQIM_BUILD_DIR=$(BUILD) sh tests/run.sh $(INTEG_BINS); rc=$$?; \
+	    sh mk/valgrind-check.sh $(BUILD)/valgrind && exit $$rc
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) \
