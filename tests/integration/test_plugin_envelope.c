@@ -2,7 +2,8 @@
  * (docs/protocol.md, Envelope and "What the broker does with a publish"):
  * spoofed fr and mismatched to refused, every malformed envelope refused,
  * bts stamped (and a sender's own replaced), unknown keys forwarded,
- * de-duplication by (fr, id) with every resend acknowledged, and refusals
+ * de-duplication by (fr, id) with every resend acknowledged, a duplicate
+ * marked mqim-resend=1 delivered again byte for byte, and refusals
  * logged with client id and user, never with a password.
  *
  * One broker for the file, plugin_opt_max_payload 1024.  Users alice and
@@ -25,6 +26,7 @@
 #include "envelope.h"
 #include "tbroker.h"
 #include "tclient.h"
+#include "topics.h"
 
 #define NOT_AUTHORIZED 0x87
 #define MAX_PAYLOAD 1024
@@ -705,6 +707,80 @@ static void dedup_by_fr_and_id(void **state)
 	assert_int_equal(tclient_drain(fx->carol, DEDUP_QUIET_MS), 1);
 }
 
+/* ---- marked resends (docs/protocol.md, De-duplication) ----------------------------------- */
+
+/* Publish e with the MQTT 5 user property MQIM_RESEND_PROP = value. */
+static int send_marked(struct tclient *c, const char *topic, const struct envb *e, int qos,
+		       const char *name, const char *value)
+{
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	envb_pack(e, &sb);
+	int rc = tclient_publish_prop(c, topic, sb.data, sb.size, qos, false, name, value);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+/* A duplicate marked mqim-resend=1 reaches the recipient again, byte for
+ * byte as the first copy (the bts of the first acceptance); unmarked it
+ * reaches nobody.  To an inbox at QoS 1 and to a group at QoS 2. */
+static void marked_resend_once(struct tclient *from, const char *topic, struct tclient *to,
+			       const char *rcpt, int qos)
+{
+	struct envb e;
+	struct tmsg first, again;
+	envb_init(&e, "msg", "alice", rcpt);
+	assert_int_equal(send_envb(from, topic, &e, qos), 0);
+	assert_int_equal(tclient_recv(to, &first, 3000), 1);
+	assert_int_equal(send_envb(from, topic, &e, qos), 0);
+	/* DEDUP_QUIET_MS passes here: a copy stamped anew would show. */
+	expect_nothing(to, DEDUP_QUIET_MS, "an unmarked duplicate");
+	assert_int_equal(send_marked(from, topic, &e, qos, MQIM_RESEND_PROP, "1"), 0);
+	assert_int_equal(tclient_recv(to, &again, 3000), 1);
+	assert_string_equal(again.topic, topic);
+	assert_int_equal(again.len, first.len);
+	assert_memory_equal(again.payload, first.payload, first.len);
+	expect_nothing(to, QUIET_MS, "a second copy of the marked resend");
+	tmsg_free(&first);
+	tmsg_free(&again);
+}
+
+static void marked_resend_delivered_again(void **state)
+{
+	struct fixture *fx = *state;
+	marked_resend_once(fx->alice, "im/u/bob", fx->bob, "bob", 1);
+	marked_resend_once(fx->alice, "im/g/team", fx->carol, "team", 2);
+}
+
+/* Only the value "1" of that exact name marks a resend. */
+static void marked_resend_other_values_dropped(void **state)
+{
+	static const struct { const char *name, *value; } marks[] = {
+		{ MQIM_RESEND_PROP, "0" }, { MQIM_RESEND_PROP, "" }, { MQIM_RESEND_PROP, "true" },
+		{ MQIM_RESEND_PROP, "11" }, { MQIM_RESEND_PROP, " 1" }, { "MQIM-RESEND", "1" },
+		{ "mqim-resend-", "1" }, { "x-other", "1" },
+	};
+	struct fixture *fx = *state;
+	struct envb e;
+	envb_init(&e, "msg", "alice", "bob");
+	assert_int_equal(send_envb(fx->alice, "im/u/bob", &e, 1), 0);
+	assert_int_equal(tclient_drain(fx->bob, QUIET_MS), 1);
+	for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+		assert_int_equal(send_marked(fx->alice, "im/u/bob", &e, 1, marks[i].name,
+					     marks[i].value), 0);
+	expect_nothing(fx->bob, DEDUP_QUIET_MS, "a duplicate without mqim-resend=1");
+}
+
+/* The mark on a message never seen before changes nothing: one copy. */
+static void marked_first_copy_delivered_once(void **state)
+{
+	struct fixture *fx = *state;
+	struct envb e;
+	envb_init(&e, "msg", "alice", "bob");
+	assert_int_equal(send_marked(fx->alice, "im/u/bob", &e, 1, MQIM_RESEND_PROP, "1"), 0);
+	assert_int_equal(tclient_drain(fx->bob, DEDUP_QUIET_MS), 1);
+}
+
 /* ---- the log ---------------------------------------------------------------------------------- */
 
 static void refusals_logged_without_secrets(void **state)
@@ -741,6 +817,9 @@ int main(void)
 		cmocka_unit_test_setup(dedup_qos1, drain),
 		cmocka_unit_test_setup(dedup_qos2, drain),
 		cmocka_unit_test_setup(dedup_by_fr_and_id, drain),
+		cmocka_unit_test_setup(marked_resend_delivered_again, drain),
+		cmocka_unit_test_setup(marked_resend_other_values_dropped, drain),
+		cmocka_unit_test_setup(marked_first_copy_delivered_once, drain),
 		cmocka_unit_test_setup(refusals_logged_without_secrets, drain),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

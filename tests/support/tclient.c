@@ -469,16 +469,36 @@ int tclient_subscribe(struct tclient *c, const char *filter, int qos)
 int tclient_publish(struct tclient *c, const char *topic, const void *payload,
 		    size_t len, int qos, bool retain)
 {
+	return tclient_publish_prop(c, topic, payload, len, qos, retain, NULL, NULL);
+}
+
+int tclient_publish_prop(struct tclient *c, const char *topic, const void *payload,
+			 size_t len, int qos, bool retain, const char *name, const char *value)
+{
 	MQTTAsync_responseOptions o = MQTTAsync_responseOptions_initializer;
 	MQTTAsync_message m = MQTTAsync_message_initializer;
+	MQTTProperties props = MQTTProperties_initializer;
 	m.payload = (void *)payload;
 	m.payloadlen = (int)len;
 	m.qos = qos;
 	m.retained = retain ? 1 : 0;
+	if (name) {
+		MQTTProperty p;
+		p.identifier = MQTTPROPERTY_CODE_USER_PROPERTY;
+		p.value.data.data = (char *)name;
+		p.value.data.len = (int)strlen(name);
+		p.value.value.data = (char *)value;
+		p.value.value.len = (int)strlen(value);
+		if (MQTTProperties_add(&props, &p) != 0)
+			return TCLIENT_LOST;
+		m.properties = props;
+	}
 	o.onSuccess5 = on_pub_ok;
 	o.onFailure5 = on_op_fail;
 	o.context = c;
-	if (MQTTAsync_sendMessage(c->h, topic, &m, &o) != MQTTASYNC_SUCCESS)
+	int rc = MQTTAsync_sendMessage(c->h, topic, &m, &o);
+	MQTTProperties_free(&props);   /* paho copied them */
+	if (rc != MQTTASYNC_SUCCESS)
 		return TCLIENT_LOST;
 	return wait_result(c, o.token);
 }

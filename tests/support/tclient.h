@@ -79,6 +79,11 @@ int tclient_subscribe(struct tclient *c, const char *filter, int qos);
 int tclient_publish(struct tclient *c, const char *topic, const void *payload,
 		    size_t len, int qos, bool retain);
 
+/* tclient_publish() with one MQTT 5 user property name = value on the
+ * PUBLISH (name NULL: none).  Both strings are borrowed. */
+int tclient_publish_prop(struct tclient *c, const char *topic, const void *payload,
+			 size_t len, int qos, bool retain, const char *name, const char *value);
+
 /* Wait up to timeout_ms for the next received message.  Returns 1 and fills
  * *m (free with tmsg_free()) or 0 on timeout. */
 int tclient_recv(struct tclient *c, struct tmsg *m, int timeout_ms);
