@@ -733,6 +733,7 @@ static int run_broker_once(struct tbroker *b, const char *out, int timeout_ms)
 			dup2(fd, 2);
 			close(fd);
 		}
+		tbroker_preload_sanitizer();
 		execlp("mosquitto", "mosquitto", "-c", b->conf_path, (char *)NULL);
 		execl("/usr/sbin/mosquitto", "mosquitto", "-c", b->conf_path, (char *)NULL);
 		_exit(127);

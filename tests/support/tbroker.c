@@ -320,7 +320,7 @@ static const char *mosquitto_path(char *buf, size_t len)
  * mosquitto can only load it with the ASan runtime preloaded: find the
  * runtime this process uses and put it in LD_PRELOAD.  No-op otherwise, or
  * under a wrapper (valgrind and ASan do not mix). */
-static void preload_sanitizer(void)
+void tbroker_preload_sanitizer(void)
 {
 	Dl_info info;
 	void *sym = dlsym(RTLD_DEFAULT, "__asan_init");
@@ -363,7 +363,7 @@ static void exec_broker(const struct tbroker *b)
 		dup2(devnull, STDIN_FILENO);
 		close(devnull);
 	}
-	preload_sanitizer();
+	tbroker_preload_sanitizer();
 	execvp(argv[0], argv);
 	fprintf(stderr, "tbroker: exec %s: %s\n", argv[0], strerror(errno));
 	_exit(127);

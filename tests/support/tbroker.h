@@ -90,4 +90,9 @@ bool tbroker_log_wait_line(struct tbroker *b, const char *const needles[], int t
  * "build" relative to the current directory). */
 const char *tbroker_build_dir(void);
 
+/* In a forked child about to exec a stock mosquitto: when this process
+ * runs with AddressSanitizer (make SANITIZE=address), preload its runtime
+ * so the sanitized plugin loads.  No-op otherwise, or under a wrapper. */
+void tbroker_preload_sanitizer(void);
+
 #endif
