@@ -226,9 +226,11 @@ void mqim__link_dead(mqim_client *c, int err);
 int mqim__link_subscribe(mqim_client *c, const char *topic, bool no_local);
 int mqim__link_unsubscribe(mqim_client *c, const char *topic);
 /* Publish payload on the current handle; ctx seq / id come back in an
- * EV_PUB_DONE.  MQIM_ECONN when not connected. */
+ * EV_PUB_DONE.  marked: a receipt-driven resend, sent with the user
+ * property MQIM_RESEND_PROP = "1" (topics.h).  MQIM_ECONN when not
+ * connected. */
 int mqim__link_publish(mqim_client *c, const char *topic, const void *payload, size_t len,
-		       int qos, bool retain, int64_t seq, const uint8_t id[16]);
+		       int qos, bool retain, int64_t seq, const uint8_t id[16], bool marked);
 /* Encode the presence envelope for this client into a malloc'd buffer. */
 int mqim__presence_env(mqim_client *c, bool online, void **out, size_t *len);
 
@@ -247,6 +249,8 @@ int mqim__queue_receipt(mqim_client *c, const char *t, const char *to, const uin
 void mqim__msg_update(mqim_client *c, const uint8_t id[16], int next, int err);
 /* Topic of a peer: im/u/{peer} or im/g/{peer}. */
 void mqim__peer_topic(char out[80], const char *peer, bool is_group);
+/* PUBACK reason 0x10 "no matching subscribers" (EV_PUB_DONE.reason). */
+#define MQIM_PUBACK_NO_SUBSCRIBERS 0x10
 
 /* ---- receive.c ----------------------------------------------------------- */
 

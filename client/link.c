@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "topics.h"
 
 #define STABLE_MS 10000
 
@@ -159,8 +160,8 @@ static void pub_done(struct pubctx *p, bool ok, bool refused, int reason)
 
 static void on_pub_ok(void *ctx, MQTTAsync_successData5 *r)
 {
-	(void)r;
-	pub_done(ctx, true, false, 0);
+	/* The reason may be 0x10 "no matching subscribers": send.c resends. */
+	pub_done(ctx, true, false, r ? (int)r->reasonCode : 0);
 }
 
 static void on_pub_fail(void *ctx, MQTTAsync_failureData5 *r)
@@ -411,7 +412,7 @@ void mqim__link_close(mqim_client *c, bool publish_offline)
 			char topic[80];
 			snprintf(topic, sizeof topic, "im/p/%s", c->user);
 			if (mqim__presence_env(c, false, &env, &len) == MQIM_OK &&
-			    mqim__link_publish(c, topic, env, len, 1, true, -2, NULL) == MQIM_OK)
+			    mqim__link_publish(c, topic, env, len, 1, true, -2, NULL, false) == MQIM_OK)
 				free(mqim__wait_event(c, MQIM_EV_PUB_DONE, epoch, -2, 2000));
 			free(env);
 		}
@@ -483,11 +484,24 @@ static void subscribe_all(mqim_client *c)
 
 /* ---- publishing ------------------------------------------------------------- */
 
+/* The user property of a marked resend into *props (MQTTProperties_free). */
+static int resend_props(MQTTProperties *props)
+{
+	MQTTProperty up;
+	up.identifier = MQTTPROPERTY_CODE_USER_PROPERTY;
+	up.value.data.data = (char *)MQIM_RESEND_PROP;
+	up.value.data.len = (int)strlen(MQIM_RESEND_PROP);
+	up.value.value.data = (char *)"1";
+	up.value.value.len = 1;
+	return MQTTProperties_add(props, &up) == 0 ? MQIM_OK : MQIM_ENOMEM;
+}
+
 int mqim__link_publish(mqim_client *c, const char *topic, const void *payload, size_t len,
-		       int qos, bool retain, int64_t seq, const uint8_t id[16])
+		       int qos, bool retain, int64_t seq, const uint8_t id[16], bool marked)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	MQTTAsync_message m = MQTTAsync_message_initializer;
+	MQTTProperties props = MQTTProperties_initializer;
 	struct pubctx *p;
 
 	if (!c->h || c->st != MQIM_STATE_CONNECTED)
@@ -515,7 +529,14 @@ int mqim__link_publish(mqim_client *c, const char *topic, const void *payload, s
 	 * kill_persist at QoS 2). */
 	m.qos = qos > 1 ? 1 : qos;
 	m.retained = retain;
-	if (MQTTAsync_sendMessage(c->h, topic, &m, &ro) != MQTTASYNC_SUCCESS) {
+	if (marked && resend_props(&props) != MQIM_OK) {
+		free(p);
+		return MQIM_ENOMEM;
+	}
+	m.properties = props;
+	int rc = MQTTAsync_sendMessage(c->h, topic, &m, &ro);
+	MQTTProperties_free(&props);   /* paho keeps its own copy */
+	if (rc != MQTTASYNC_SUCCESS) {
 		free(p);
 		return MQIM_ECONN;
 	}
@@ -553,7 +574,7 @@ static void connected(mqim_client *c, struct mqim__ev *ev)
 		 * against the broker's Receive Maximum. */
 		for (unsigned i = 0; i < c->nslots; i++) {
 			if (!c->slots[i].used) {
-				if (mqim__link_publish(c, topic, env, len, 1, true, -1, NULL) == MQIM_OK) {
+				if (mqim__link_publish(c, topic, env, len, 1, true, -1, NULL, false) == MQIM_OK) {
 					c->slots[i] = (struct mqim__slot){ -1,
 						mqim__mono_ms() + c->o.ack_timeout_ms, true };
 					c->inflight_n++;

@@ -19,13 +19,17 @@ unsigned mqim__ob_step(const struct mqim__ob_cfg *cfg, int kind, int qos,
 		if (!live)
 			return MQIM_OB_ACT_INVALID;
 		s->attempts++;
-		/* A resend: the next one is due a resend timeout from now, so a
-		 * publish in flight is never "due" again meanwhile. */
-		if (s->state == MQIM_MSG_SENT)
-			s->next_at = now + (int64_t)cfg->resend_timeout_ms;
 		act = MQIM_OB_ACT_SAVE;
+		/* A receipt-driven resend (marked): the next one is due a resend
+		 * timeout from now, so a publish in flight is never "due" again
+		 * meanwhile.  A QUEUED row's retransmission stays unmarked. */
+		if (s->state == MQIM_MSG_SENT) {
+			s->next_at = now + (int64_t)cfg->resend_timeout_ms;
+			act |= MQIM_OB_ACT_MARK;
+		}
 		break;
 	case MQIM_OB_EV_ACK:
+	case MQIM_OB_EV_ACK_NOSUB: {
 		if (!live)
 			return MQIM_OB_ACT_INVALID;
 		if (receipt)
@@ -35,14 +39,19 @@ unsigned mqim__ob_step(const struct mqim__ob_cfg *cfg, int kind, int qos,
 			ns = MQIM_MSG_SENT;
 			break;
 		}
+		int64_t wait = cfg->resend_timeout_ms;
 		if (s->state == MQIM_MSG_QUEUED) {
 			act = MQIM_OB_ACT_NOTIFY;
 			ns = MQIM_MSG_SENT;
+			/* The first answer says nobody got it: resend soon. */
+			if (ev == MQIM_OB_EV_ACK_NOSUB && wait > MQIM_OB_NOSUB_RESEND_MS)
+				wait = MQIM_OB_NOSUB_RESEND_MS;
 		}
 		s->state = MQIM_MSG_SENT;
-		s->next_at = now + (int64_t)cfg->resend_timeout_ms;
+		s->next_at = now + wait;
 		act |= MQIM_OB_ACT_SAVE;
 		break;
+	}
 	case MQIM_OB_EV_REFUSED:
 		if (!live)
 			return MQIM_OB_ACT_INVALID;

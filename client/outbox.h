@@ -5,7 +5,24 @@
  * hears "queued", is published in seq order, and leaves the outbox when its
  * work is done: a receipt when the broker acknowledged it, a QoS 0 message
  * when it was written to the network once, a QoS 1/2 message when its
- * delivery receipt arrives.
+ * delivery receipt arrives (for a group message with a known roster, the
+ * receipts of every member: roster.h).
+ *
+ * Resends.  A row the broker never acknowledged (QUEUED) goes again on the
+ * next connection as a plain retransmission: if the first copy did reach
+ * the broker, its de-duplication swallows this one, as the contract says.
+ * A row the broker did acknowledge (SENT) but whose receipt did not come
+ * within resend_timeout_ms goes again as a *marked* resend (action MARK:
+ * the MQTT 5 user property mqim-resend = 1), which the mqim plugin delivers
+ * even inside its de-duplication window, since the first copy may have
+ * reached nobody (docs/protocol.md, De-duplication).  A first
+ * acknowledgement with reason 0x10 "no matching subscribers" says so
+ * outright: the row is SENT all the same, but its marked resend is due
+ * after MQIM_OB_NOSUB_RESEND_MS (at most resend_timeout_ms) instead of the
+ * full resend timeout, to catch a recipient whose subscription is just
+ * coming back (a broker restarted without persistence).  It counts against
+ * max_resends like any resend; later 0x10 answers wait the full timeout, so
+ * a recipient away for long does not spend the budget in seconds.
  *
  * The rules of a row's life are one pure function, mqim__ob_step(), unit
  * tested on its own; the rest of this file stores its results.
@@ -35,6 +52,7 @@ enum mqim__ob_kind {
 enum mqim__ob_event {
 	MQIM_OB_EV_PUBLISH,   /* handed to the network (an attempt) */
 	MQIM_OB_EV_ACK,       /* broker acknowledged (QoS 0: written) */
+	MQIM_OB_EV_ACK_NOSUB, /* acknowledged with 0x10: this copy reached nobody */
 	MQIM_OB_EV_REFUSED,   /* broker refused it (reason code >= 0x80) */
 	MQIM_OB_EV_DUE,       /* a SENT row's resend time came */
 	MQIM_OB_EV_RCPT,      /* its delivery receipt arrived */
@@ -61,6 +79,11 @@ struct mqim__ob_fsm {
 #define MQIM_OB_ACT_PUBLISH 0x04  /* publish the payload again now */
 #define MQIM_OB_ACT_NOTIFY  0x08  /* report the message's new state */
 #define MQIM_OB_ACT_INVALID 0x10  /* the event makes no sense in this state: ignored */
+#define MQIM_OB_ACT_MARK    0x20  /* (with a PUBLISH step) a receipt-driven resend:
+                                   * publish it marked mqim-resend = 1 */
+
+/* The resend after a first acknowledgement 0x10 is due this soon. */
+#define MQIM_OB_NOSUB_RESEND_MS 1000
 
 /* Apply ev at wall time now to a row of this kind and qos.  *s is updated;
  * *notify_state (may be NULL) receives the state to report when NOTIFY is

@@ -6,7 +6,9 @@
  * broker's Receive Maximum)), so the broker is never asked to hold more
  * QoS 1/2 messages in flight than it said it can.  Each publish waits in a
  * slot with a deadline (ack_timeout_ms); a missed deadline means the link
- * is dead (link.c).  What a row does next is decided by mqim__ob_step().
+ * is dead (link.c).  What a row does next is decided by mqim__ob_step(),
+ * including which publishes are marked resends and what a PUBACK 0x10 "no
+ * matching subscribers" changes (outbox.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,7 +306,8 @@ static int pump_round(mqim_client *c, int64_t now)
 		if (act & MQIM_OB_ACT_INVALID)
 			continue;
 		mqim__peer_topic(topic, r->peer, r->is_group);
-		if (mqim__link_publish(c, topic, r->payload, r->len, r->qos, false, r->seq, r->id) != MQIM_OK) {
+		if (mqim__link_publish(c, topic, r->payload, r->len, r->qos, false, r->seq, r->id,
+				       (act & MQIM_OB_ACT_MARK) != 0) != MQIM_OK) {
 			sent = -1;
 			break;
 		}
@@ -346,8 +349,10 @@ void mqim__pub_done(mqim_client *c, struct mqim__ev *ev)
 		return;   /* presence, or no answer: the row stays and goes again */
 	if (mqim__ob_find(&c->ob, ev->id, &r, peer) != MQIM_OK)
 		return;   /* its receipt came first */
-	unsigned act = mqim__ob_step(&c->obcfg, r.kind, r.qos, &r.fsm,
-				     ev->ok ? MQIM_OB_EV_ACK : MQIM_OB_EV_REFUSED, mqim__now_ms(), &ns);
+	enum mqim__ob_event oe = !ev->ok ? MQIM_OB_EV_REFUSED
+			       : ev->reason == MQIM_PUBACK_NO_SUBSCRIBERS ? MQIM_OB_EV_ACK_NOSUB
+			       : MQIM_OB_EV_ACK;
+	unsigned act = mqim__ob_step(&c->obcfg, r.kind, r.qos, &r.fsm, oe, mqim__now_ms(), &ns);
 	if (act & MQIM_OB_ACT_INVALID)
 		return;
 	if (ev->refused) {

@@ -57,8 +57,9 @@ static void test_fsm_resends_then_fails(void **state)
 		t = s.next_at;
 		assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_MSG, 2, &s, MQIM_OB_EV_DUE, t, &ns),
 				 MQIM_OB_ACT_PUBLISH);
+		/* A receipt-driven resend goes marked (mqim-resend). */
 		assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_MSG, 2, &s, MQIM_OB_EV_PUBLISH, t, &ns),
-				 MQIM_OB_ACT_SAVE);
+				 MQIM_OB_ACT_SAVE | MQIM_OB_ACT_MARK);
 		/* While the resend is in flight it is not due again. */
 		assert_true(s.next_at > t);
 		unsigned a = mqim__ob_step(&cfg, MQIM_OB_MSG, 2, &s, MQIM_OB_EV_ACK, t + 10, &ns);
@@ -139,6 +140,75 @@ static void test_fsm_receipts(void **state)
 	s = queued();
 	assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_RCPT, 0, &ns),
 			 MQIM_OB_ACT_DELETE | MQIM_OB_ACT_NOTIFY);
+}
+
+/* A copy the broker never acknowledged goes again unmarked (its first copy
+ * may be at the broker: then the de-duplication must swallow this one). */
+static void test_fsm_retransmission_unmarked(void **state)
+{
+	struct mqim__ob_fsm s = queued();
+	int ns;
+	(void)state;
+	for (int i = 0; i < 3; i++)   /* published, the link lost before the PUBACK */
+		assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, i, &ns),
+				 MQIM_OB_ACT_SAVE);
+	assert_int_equal(s.state, MQIM_MSG_QUEUED);
+	assert_int_equal(s.attempts, 3);
+	/* Receipts owed are never SENT, so never marked. */
+	s = queued();
+	assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_RCPT, 1, &s, MQIM_OB_EV_PUBLISH, 0, &ns),
+			 MQIM_OB_ACT_SAVE);
+}
+
+/* PUBACK 0x10: the copy reached nobody.  SENT all the same; the first such
+ * answer brings the (marked) resend forward to MQIM_OB_NOSUB_RESEND_MS,
+ * later ones wait the full resend timeout; the budget counts them all. */
+static void test_fsm_no_subscribers(void **state)
+{
+	struct mqim__ob_fsm s = queued();
+	int ns = -1;
+	(void)state;
+	mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, 1000, &ns);
+	unsigned a = mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_ACK_NOSUB, 1100, &ns);
+	assert_int_equal(a, MQIM_OB_ACT_SAVE | MQIM_OB_ACT_NOTIFY);
+	assert_int_equal(ns, MQIM_MSG_SENT);
+	assert_int_equal(s.state, MQIM_MSG_SENT);
+	assert_int_equal(s.next_at, 1100 + MQIM_OB_NOSUB_RESEND_MS);
+	assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_DUE,
+				       1100 + MQIM_OB_NOSUB_RESEND_MS, &ns), MQIM_OB_ACT_PUBLISH);
+	int64_t t = 1100 + MQIM_OB_NOSUB_RESEND_MS;
+	for (int i = 0; i < 3; i++) {
+		a = mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, t, &ns);
+		assert_int_equal(a, MQIM_OB_ACT_SAVE | MQIM_OB_ACT_MARK);
+		a = mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_ACK_NOSUB, t + 5, &ns);
+		assert_int_equal(a, MQIM_OB_ACT_SAVE);   /* no second "sent" */
+		assert_int_equal(s.next_at, t + 5 + 15000);
+		t = s.next_at;
+		a = mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_DUE, t, &ns);
+		if (i < 2)
+			assert_int_equal(a, MQIM_OB_ACT_PUBLISH);
+	}
+	assert_int_equal(a, MQIM_OB_ACT_SAVE | MQIM_OB_ACT_NOTIFY);
+	assert_int_equal(ns, MQIM_MSG_FAILED);
+	assert_int_equal(s.attempts, 4);
+
+	/* Never later than the resend timeout itself. */
+	struct mqim__ob_cfg quick = { 300, 3 };
+	s = queued();
+	mqim__ob_step(&quick, MQIM_OB_MSG, 2, &s, MQIM_OB_EV_PUBLISH, 0, &ns);
+	mqim__ob_step(&quick, MQIM_OB_MSG, 2, &s, MQIM_OB_EV_ACK_NOSUB, 0, &ns);
+	assert_int_equal(s.next_at, 300);
+	/* QoS 0 messages and receipts owed leave as on any acknowledgement. */
+	s = queued();
+	assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_MSG, 0, &s, MQIM_OB_EV_ACK_NOSUB, 0, &ns),
+			 MQIM_OB_ACT_DELETE | MQIM_OB_ACT_NOTIFY);
+	s = queued();
+	assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_RCPT, 1, &s, MQIM_OB_EV_ACK_NOSUB, 0, &ns),
+			 MQIM_OB_ACT_DELETE);
+	/* Not after FAILED. */
+	s.state = MQIM_MSG_FAILED;
+	assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_ACK_NOSUB, 0, &ns),
+			 MQIM_OB_ACT_INVALID);
 }
 
 /* ---- the rows ------------------------------------------------------------------ */
@@ -298,6 +368,8 @@ int main(void)
 		cmocka_unit_test(test_fsm_zero_resends),
 		cmocka_unit_test(test_fsm_qos0_and_refusal),
 		cmocka_unit_test(test_fsm_receipts),
+		cmocka_unit_test(test_fsm_retransmission_unmarked),
+		cmocka_unit_test(test_fsm_no_subscribers),
 		cmocka_unit_test_setup_teardown(test_rows_order_and_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_disk, setup, teardown),
 	};
