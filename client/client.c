@@ -13,6 +13,18 @@
  * commit again, then make the callbacks.  So several sends made at once by
  * several threads cost one commit, and nothing is published before the
  * send that queued it was answered MQIM_OK.
+ *
+ * When the store fails (a full disk).  A commit that fails rolled the
+ * batch back: the notes it queued are dropped (connection states excepted,
+ * which report memory, not the database), the calls that waited get the
+ * error, and the messages and acknowledgements it applied, which the
+ * broker already considers delivered to us, are held in memory (hold.h)
+ * with any that failed on their own.  While something is held, new ones
+ * queue up behind it, in order, and the pump rests; every HOLD_RETRY_MS
+ * the held events are applied again, until a commit succeeds.  So nothing
+ * is shown or reported before it is stored, and each only once.  The app
+ * hears of it through on_error: once when the store starts failing, and
+ * when the memory cap dropped events.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -131,6 +143,7 @@ struct mqim__ev *mqim__wait_event(mqim_client *c, int type, uint64_t epoch, int6
 
 static void note_push(mqim_client *c, struct mqim__note *n)
 {
+	n->undo = c->undo_scope && n->type != MQIM_NOTE_STATE;
 	if (c->n_tail)
 		c->n_tail->next = n;
 	else
@@ -285,6 +298,24 @@ static void fire_notes(mqim_client *c)
 	}
 }
 
+/* The transaction begun after note `mark` (NULL: the first note) was
+ * rolled back: drop the notes that report its work. */
+static void notes_undo(mqim_client *c, struct mqim__note *mark)
+{
+	struct mqim__note **p = mark ? &mark->next : &c->n_head;
+	c->n_tail = mark;
+	while (*p) {
+		struct mqim__note *n = *p;
+		if (n->undo) {
+			*p = n->next;
+			free(n);
+		} else {
+			c->n_tail = n;
+			p = &n->next;
+		}
+	}
+}
+
 static void drop_notes(mqim_client *c)
 {
 	struct mqim__note *n;
@@ -296,6 +327,8 @@ static void drop_notes(mqim_client *c)
 }
 
 /* ---- calls into the library thread ---------------------------------------- */
+
+static void store_failed(mqim_client *c, int rc);
 
 static bool on_library_thread(mqim_client *c)
 {
@@ -315,8 +348,16 @@ int mqim__call(mqim_client *c, int (*fn)(mqim_client *c, void *arg), void *arg)
 {
 	if (on_library_thread(c)) {
 		/* From a callback: no batch is open; run and commit now. */
+		struct mqim__note *mark = c->n_tail;
+		bool scope = c->undo_scope;
+		c->undo_scope = true;
 		int rc = fn(c, arg);
+		c->undo_scope = scope;
 		int crc = mqim__db_commit(&c->db);
+		if (crc != MQIM_OK) {
+			notes_undo(c, mark);
+			store_failed(c, crc);
+		}
 		c->kick = true;
 		return rc != MQIM_OK ? rc : crc;
 	}
@@ -351,47 +392,121 @@ int mqim__work_begin(mqim_client *c)
 	return rc;
 }
 
+/* Errors of the store itself, after which trying again later may work. */
+static bool storage_error(int rc)
+{
+	return rc == MQIM_ENOSPC || rc == MQIM_EIO || rc == MQIM_EDB || rc == MQIM_EBUSY ||
+	       rc == MQIM_ENOMEM || rc == MQIM_ECORRUPT;
+}
+
 int mqim__work_end(mqim_client *c, int rc)
 {
 	if (rc == MQIM_OK)
 		rc = mqim__db_release(&c->db);
-	if (rc != MQIM_OK)
+	if (rc != MQIM_OK) {
 		mqim__db_undo(&c->db);
+		if (storage_error(rc))
+			c->store_err = rc;
+	}
 	return rc;
 }
 
-static void pending_add(mqim_client *c, struct mqim__call *call)
+/* Room for one more call waiting for the commit. */
+static bool pending_reserve(mqim_client *c)
 {
-	if (c->npending == c->cap_pending) {
-		size_t cap = c->cap_pending ? c->cap_pending * 2 : 16;
-		struct mqim__call **p = realloc(c->pending, cap * sizeof *p);
-		if (!p) {
-			/* Cannot wait for the commit: commit now for this one. */
-			call_complete(c, call, mqim__db_commit(&c->db));
-			return;
-		}
-		c->pending = p;
-		c->cap_pending = cap;
-	}
-	c->pending[c->npending++] = call;
+	if (c->npending < c->cap_pending)
+		return true;
+	size_t cap = c->cap_pending ? c->cap_pending * 2 : 16;
+	struct mqim__call **p = realloc(c->pending, cap * sizeof *p);
+	if (!p)
+		return false;
+	c->pending = p;
+	c->cap_pending = cap;
+	return true;
 }
 
-static void commit_batch(mqim_client *c)
+/* Commit the batch and answer the calls that waited for it. */
+static int commit_batch(mqim_client *c)
 {
 	int rc = mqim__db_commit(&c->db);
-	if (rc != MQIM_OK)
-		mqim__note_error(c, rc, "could not save to the data folder %s: %s",
-				 c->data_dir, mqim_strerror(rc));
 	for (size_t i = 0; i < c->npending; i++)
 		call_complete(c, c->pending[i], rc);
 	c->npending = 0;
+	return rc;
 }
 
-/* ---- the loop ------------------------------------------------------------- */
+/* ---- when the store fails --------------------------------------------------- */
+
+#define HOLD_RETRY_MS 1000
+#define STALE_EPOCH UINT64_MAX   /* of no connection: touches no in-flight slot */
+
+/* The store failed with rc: try again in a while; tell the app once. */
+static void store_failed(mqim_client *c, int rc)
+{
+	if (c->store_retry_at == INT64_MAX)
+		mqim__note_error(c, rc, "could not save to the data folder %s: %s; what arrives "
+				 "waits in memory (at most %zu messages or receipts) until it can be "
+				 "written", c->data_dir, mqim_strerror(rc), c->hold.max_n);
+	c->store_retry_at = mqim__mono_ms() + HOLD_RETRY_MS;
+}
+
+/* Tell the app what the memory cap dropped since the last time. */
+static void report_dropped(mqim_client *c)
+{
+	size_t n = mqim__hold_take_dropped(&c->hold);
+	if (n)
+		mqim__note_error(c, MQIM_ENOSPC, "the data folder %s could not be written: %zu "
+				 "incoming messages or receipts were dropped (over %zu waiting in "
+				 "memory); their senders will send them again", c->data_dir, n,
+				 c->hold.max_n);
+}
+
+/* Messages and acknowledgements of our messages write to the store;
+ * everything else changes only memory. */
+static bool is_store_event(const struct mqim__ev *ev)
+{
+	return ev->type == MQIM_EV_MSG ||
+	       (ev->type == MQIM_EV_PUB_DONE && ev->seq >= 0 && (ev->ok || ev->refused));
+}
+
+/* An acknowledgement about to wait in the hold: free its in-flight slot
+ * now (as a publish without an answer does), so that the link is not taken
+ * for dead, and make it about no slot when it is applied later. */
+static void release_slot(mqim_client *c, struct mqim__ev *ev)
+{
+	if (ev->type != MQIM_EV_PUB_DONE || ev->epoch == STALE_EPOCH)
+		return;
+	bool ok = ev->ok, refused = ev->refused;
+	ev->ok = ev->refused = false;
+	mqim__pub_done(c, ev);
+	ev->ok = ok;
+	ev->refused = refused;
+	ev->epoch = STALE_EPOCH;
+}
+
+/* Apply a store event in the open transaction.  false when the store
+ * failed: its work and its notes are undone, and it is to be held. */
+static bool apply_event(mqim_client *c, struct mqim__ev *ev)
+{
+	struct mqim__note *mark = c->n_tail;
+	c->store_err = MQIM_OK;
+	c->undo_scope = true;
+	if (ev->type == MQIM_EV_MSG)
+		mqim__receive(c, ev->topic, ev->data, ev->len);
+	else
+		mqim__pub_done(c, ev);
+	c->undo_scope = false;
+	if (ev->type == MQIM_EV_PUB_DONE)
+		ev->epoch = STALE_EPOCH;   /* its slot is gone: applied again, it is news */
+	if (c->store_err == MQIM_OK)
+		return true;
+	notes_undo(c, mark);
+	return false;
+}
 
 static int64_t next_wake(mqim_client *c)
 {
-	int64_t t = INT64_MAX;
+	int64_t t = c->store_retry_at;
 	if (c->reconnect_at < t)
 		t = c->reconnect_at;
 	if (c->connect_deadline < t)
@@ -400,7 +515,7 @@ static int64_t next_wake(mqim_client *c)
 	if (d < t)
 		t = d;
 	if (c->st == MQIM_STATE_CONNECTED && c->next_due != INT64_MAX &&
-	    c->inflight_n < c->window) {
+	    c->inflight_n < c->window && c->store_retry_at == INT64_MAX) {
 		int64_t delta = c->next_due - mqim__now_ms();
 		int64_t due = mqim__mono_ms() + (delta > 0 ? delta : 0);
 		if (due < t)
@@ -411,36 +526,136 @@ static int64_t next_wake(mqim_client *c)
 	return t < cap ? t : cap;
 }
 
-static void run_batch(mqim_client *c, struct mqim__ev *evs)
+/* ---- the loop ------------------------------------------------------------- */
+
+/* A list of events in order. */
+struct evq {
+	struct mqim__ev *head, *tail;
+};
+
+static void evq_push(struct evq *q, struct mqim__ev *ev)
+{
+	ev->next = NULL;
+	if (q->tail)
+		q->tail->next = ev;
+	else
+		q->head = ev;
+	q->tail = ev;
+}
+
+static void evq_free(struct evq *q)
+{
+	while (q->head) {
+		struct mqim__ev *next = q->head->next;
+		free(q->head);
+		q->head = next;
+	}
+	q->tail = NULL;
+}
+
+static void run_call(mqim_client *c, struct mqim__call *call)
+{
+	if (!pending_reserve(c)) {
+		call_complete(c, call, MQIM_ENOMEM);
+		return;
+	}
+	c->undo_scope = true;
+	int rc = call->fn(c, call->arg);
+	c->undo_scope = false;
+	if (rc != MQIM_OK)
+		call_complete(c, call, rc);
+	else
+		c->pending[c->npending++] = call;
+}
+
+/* Calls and connection events: not held, whatever the store does. */
+static void run_event(mqim_client *c, struct mqim__ev *ev)
+{
+	if (ev->type == MQIM_EV_CALL)
+		run_call(c, ev->call);
+	else if (ev->type == MQIM_EV_PUB_DONE)
+		mqim__pub_done(c, ev);   /* no answer, or presence: only its slot */
+	else
+		mqim__link_event(c, ev);
+	free(ev);
+}
+
+/* Process evs (after what is held, when it is time to try again) in one
+ * transaction and commit it.  Store events applied go to *applied until
+ * the commit says whether they stick; those that cannot be applied now
+ * go to the hold.  Returns the commit's result. */
+static int process(mqim_client *c, struct mqim__ev *evs, bool holding, struct evq *applied,
+		   int *failed)
 {
 	while (evs) {
 		struct mqim__ev *ev = evs;
 		evs = ev->next;
-		switch (ev->type) {
-		case MQIM_EV_CALL: {
-			int rc = ev->call->fn(c, ev->call->arg);
-			if (rc != MQIM_OK)
-				call_complete(c, ev->call, rc);
-			else
-				pending_add(c, ev->call);
-			break;
+		if (!is_store_event(ev)) {
+			run_event(c, ev);
+		} else if (holding) {
+			release_slot(c, ev);
+			mqim__hold_push(&c->hold, ev);
+		} else if (apply_event(c, ev)) {
+			evq_push(applied, ev);
+		} else {
+			/* The rest waits behind it, so that order is kept. */
+			*failed = c->store_err;
+			holding = true;
+			mqim__hold_push(&c->hold, ev);
 		}
-		case MQIM_EV_MSG:
-			mqim__receive(c, ev->topic, ev->data, ev->len);
-			break;
-		case MQIM_EV_PUB_DONE:
-			mqim__pub_done(c, ev);
-			break;
-		default:
-			mqim__link_event(c, ev);
-			break;
-		}
-		free(ev);
 	}
 	mqim__link_timers(c, mqim__mono_ms());
-	commit_batch(c);
-	mqim__pump(c);
-	commit_batch(c);
+	return commit_batch(c);
+}
+
+static struct mqim__ev *chain(struct mqim__ev *a, struct mqim__ev *b)
+{
+	if (!a)
+		return b;
+	struct mqim__ev *t = a;
+	while (t->next)
+		t = t->next;
+	t->next = b;
+	return a;
+}
+
+static void run_batch(mqim_client *c, struct mqim__ev *evs)
+{
+	struct evq applied = { NULL, NULL };
+	struct mqim__note *mark = c->n_tail;
+	bool retry = c->store_retry_at <= mqim__mono_ms();
+	int failed = MQIM_OK;
+
+	if (retry) {
+		evs = chain(mqim__hold_take(&c->hold), evs);
+		report_dropped(c);
+	}
+	int rc = process(c, evs, c->store_retry_at != INT64_MAX && !retry, &applied, &failed);
+	if (rc != MQIM_OK) {
+		notes_undo(c, mark);
+		mqim__hold_prepend(&c->hold, applied.head);
+		store_failed(c, rc);
+	} else {
+		evq_free(&applied);
+		if (failed != MQIM_OK)
+			store_failed(c, failed);
+		else if (retry)
+			c->store_retry_at = INT64_MAX;   /* all held events are stored */
+	}
+	/* The pump rests while the store fails: the rows it publishes could
+	 * not record the attempt, and their acknowledgements would only join
+	 * the hold (a publish loop of acknowledged rows still QUEUED). */
+	if (c->store_retry_at == INT64_MAX) {
+		mark = c->n_tail;
+		c->undo_scope = true;
+		mqim__pump(c);
+		c->undo_scope = false;
+		rc = commit_batch(c);
+		if (rc != MQIM_OK) {
+			notes_undo(c, mark);
+			store_failed(c, rc);
+		}
+	}
 	fire_notes(c);
 }
 
@@ -452,6 +667,8 @@ static void shutdown_worker(mqim_client *c)
 		mqim__link_destroy(c);
 	commit_batch(c);
 	drop_notes(c);
+	/* What waits in memory is lost; its senders send it again. */
+	mqim__hold_clear(&c->hold);
 
 	pthread_mutex_lock(&c->mu);
 	c->stopped = true;
@@ -677,6 +894,7 @@ static int open_stores(mqim_client *c, const char *const *groups)
 		return rc;
 	rc = mqim__ob_open(&c->ob, &c->db);
 	if (rc == MQIM_OK)
+	if (rc == MQIM_OK)
 		rc = mqim__hist_open(&c->hist, &c->db);
 	if (rc == MQIM_OK)
 		rc = mqim__seen_open(&c->seen, &c->db, c->o.seen_max);
@@ -751,6 +969,8 @@ MQIM_EXPORT int mqim_create(const struct mqim_options *opts, const struct mqim_c
 	c->obcfg = (struct mqim__ob_cfg){ opts->resend_timeout_ms, opts->max_resends };
 	c->st = c->state = MQIM_STATE_IDLE;
 	c->reconnect_at = c->connect_deadline = INT64_MAX;
+	c->store_retry_at = INT64_MAX;
+	mqim__hold_init(&c->hold);
 	c->next_due = INT64_MAX;
 	c->window = opts->max_inflight;
 

@@ -9,6 +9,7 @@
  *   receive.c  checking, de-duplicating, storing and handing over what
  *              arrives; receipts that update our own messages
  *   query.c    the read-only queries served on the caller's thread
+ *   hold.c     what arrived but could not be stored yet (a full disk)
  *
  * Threads.  The library thread owns everything below the "library thread
  * only" line: the writing database connection, the paho handle, the
@@ -31,6 +32,7 @@
 #include "db.h"
 #include "envelope.h"
 #include "history.h"
+#include "hold.h"
 #include "outbox.h"
 #include "seen.h"
 #include "uuid.h"
@@ -87,6 +89,8 @@ enum mqim__note_type {
 struct mqim__note {
 	struct mqim__note *next;
 	int type;
+	bool undo;                  /* reports work of the open transaction:
+	                             * dropped if its commit fails */
 	int state;
 	int err;
 	uint8_t id[16];
@@ -171,6 +175,11 @@ struct mqim_client {
 	struct mqim__note *n_head, *n_tail;
 	struct mqim__call **pending;   /* calls answered at the next commit */
 	size_t npending, cap_pending;
+	struct mqim__hold hold;     /* arrived, not stored yet (hold.h) */
+	int64_t store_retry_at;     /* monotonic ms of the next try to store what
+	                             * is held; INT64_MAX: the store works */
+	int store_err;              /* a unit of work failed to store (work_end) */
+	bool undo_scope;            /* notes made now report uncommitted work */
 	bool in_callback;
 	bool kick;                  /* work was queued from a callback: loop again */
 	bool close_in_callback;     /* mqim_close() from a callback */
@@ -184,7 +193,11 @@ struct mqim_client {
 int mqim__call(mqim_client *c, int (*fn)(mqim_client *c, void *arg), void *arg);
 
 /* Open the batch transaction (if needed) and a savepoint for one unit of
- * work; leave it keeping (rc == MQIM_OK) or undoing it.  Returns rc. */
+ * work; leave it keeping (rc == MQIM_OK) or undoing it.  Returns rc.  A
+ * storage error (MQIM_ENOSPC, MQIM_EIO...) is also recorded in
+ * c->store_err: the event being applied is then held (hold.h), its notes
+ * dropped, and applied again later, so a unit of work must change nothing
+ * outside the database that applying it again would change twice. */
 int mqim__work_begin(mqim_client *c);
 int mqim__work_end(mqim_client *c, int rc);
 

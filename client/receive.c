@@ -13,7 +13,8 @@
  *   msg          de-duplicated by (fr, id), stored in the history, a `rcpt`
  *                queued to the sender's inbox (group messages too), handed
  *                over; all in one savepoint, so a crash never keeps one
- *                without the others
+ *                without the others, and nothing is handed over that was
+ *                not stored (what cannot be stored waits: client.c)
  *   other kinds  de-duplicated and handed over, not stored
  */
 #include <stdio.h>
@@ -58,68 +59,70 @@ static void receipt(mqim_client *c, const struct mqim_env *env, bool is_read)
 	mqim__work_end(c, rc);
 }
 
+/* Store a new msg in the history and queue its receipt. */
+static int store_msg(mqim_client *c, const struct mqim_env *env, bool is_group, bool mine)
+{
+	char fr[65], to[65], ct[256];
+	struct mqim_message m;
+
+	copy_name(fr, env->fr);
+	copy_name(to, env->to);
+	memset(&m, 0, sizeof m);
+	memcpy(m.id, env->id, 16);
+	m.kind = "msg";
+	m.from = fr;
+	m.to = to;
+	m.is_group = is_group;
+	m.ts = env->ts;
+	m.bts = env->bts;
+	m.content_type = "text/plain";
+	if (env->ct.ptr) {
+		size_t n = env->ct.len < sizeof ct - 1 ? env->ct.len : sizeof ct - 1;
+		memcpy(ct, env->ct.ptr, n);
+		ct[n] = '\0';
+		m.content_type = ct;
+	}
+	m.body = env->has_body ? env->body : (const void *)"";
+	m.body_len = env->has_body ? env->body_len : 0;
+	m.outgoing = mine;
+	m.state = mine ? MQIM_MSG_SENT : MQIM_MSG_RECEIVED;
+	int rc = mqim__hist_add(&c->hist, is_group ? to : (mine ? to : fr), &m);
+	if (rc == MQIM_EEXISTS)
+		rc = MQIM_OK;
+	/* Our own group message from another device needs no receipt. */
+	if (rc == MQIM_OK && !(mine && is_group))
+		rc = mqim__queue_receipt(c, "rcpt", fr, env->id);
+	return rc;
+}
+
+/* Handed over only once stored: when the store fails (a full disk...),
+ * mqim__work_end() records it and the library thread keeps the event in
+ * memory and applies it again once the data folder can be written
+ * (client.c, hold.h); the broker has had its acknowledgement, so this is
+ * the only copy until the sender resends. */
 static void message(mqim_client *c, const struct mqim_env *env, const struct mqim_topic *t)
 {
 	bool is_group = t->kind == MQIM_TOPIC_GROUP;
 	bool is_msg = mqim_str_eq(env->t, "msg");
 	bool mine = mqim_str_eq(env->fr, c->user);
-	char fr[65], to[65], ct[256];
-	int rc;
+	bool receipt_owed = is_msg && !(mine && is_group);
+	char fr[65];
 
 	copy_name(fr, env->fr);
-	copy_name(to, env->to);
-	rc = mqim__work_begin(c);
-	if (rc != MQIM_OK)
-		goto fail;
-	rc = mqim__seen_add(&c->seen, env->fr.ptr, env->fr.len, env->id);
+	int rc = mqim__work_begin(c);
+	if (rc == MQIM_OK)
+		rc = mqim__seen_add(&c->seen, env->fr.ptr, env->fr.len, env->id);
 	if (rc == 1) {
 		/* A duplicate, not shown again.  The sender resent it because no
 		 * receipt reached it: the receipt may be what was lost, so queue
 		 * another (a fresh id, which the broker cannot take for a copy). */
-		rc = is_msg && !(mine && is_group) ? mqim__queue_receipt(c, "rcpt", fr, env->id)
-						     : MQIM_OK;
-		mqim__work_end(c, rc < 0 ? rc : MQIM_OK);
+		mqim__work_end(c, receipt_owed ? mqim__queue_receipt(c, "rcpt", fr, env->id) : MQIM_OK);
 		return;
 	}
-	if (rc == MQIM_OK && is_msg) {
-		struct mqim_message m;
-		memset(&m, 0, sizeof m);
-		memcpy(m.id, env->id, 16);
-		m.kind = "msg";
-		m.from = fr;
-		m.to = to;
-		m.is_group = is_group;
-		m.ts = env->ts;
-		m.bts = env->bts;
-		m.content_type = "text/plain";
-		if (env->ct.ptr) {
-			size_t n = env->ct.len < sizeof ct - 1 ? env->ct.len : sizeof ct - 1;
-			memcpy(ct, env->ct.ptr, n);
-			ct[n] = '\0';
-			m.content_type = ct;
-		}
-		m.body = env->has_body ? env->body : (const void *)"";
-		m.body_len = env->has_body ? env->body_len : 0;
-		m.outgoing = mine;
-		m.state = mine ? MQIM_MSG_SENT : MQIM_MSG_RECEIVED;
-		rc = mqim__hist_add(&c->hist, is_group ? to : (mine ? to : fr), &m);
-		if (rc == MQIM_EEXISTS)
-			rc = MQIM_OK;
-		/* Our own group message from another device needs no receipt. */
-		if (rc == MQIM_OK && !(mine && is_group))
-			rc = mqim__queue_receipt(c, "rcpt", fr, env->id);
-	}
-	rc = mqim__work_end(c, rc < 0 ? rc : MQIM_OK);
-	if (rc != MQIM_OK)
-		goto fail;
-	mqim__note_message(c, env, is_group);
-	return;
-fail:
-	/* Could not store it (a full disk...): hand it over all the same, as
-	 * the broker has had its acknowledgement; no receipt went out, so the
-	 * sender will try again. */
-	mqim__note_error(c, rc, "could not store a message from %s: %s", fr, mqim_strerror(rc));
-	mqim__note_message(c, env, is_group);
+	if (rc == MQIM_OK && is_msg)
+		rc = store_msg(c, env, is_group, mine);
+	if (mqim__work_end(c, rc) == MQIM_OK)
+		mqim__note_message(c, env, is_group);
 }
 
 void mqim__receive(mqim_client *c, const char *topic, const void *payload, size_t len)
