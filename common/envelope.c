@@ -5,13 +5,19 @@
  * message), re-packing it with the broker's bts (mqim_env_stamp) and packing
  * a new one (mqim_env_encode, client side).
  *
- * Hostile bytes go through precheck() before msgpack-c sees them.  msgpack-c
- * allocates a container's elements as soon as it reads the count, so five
- * bytes declaring a map of 2^32-1 entries would make it ask for 200 GiB;
- * precheck() walks the whole buffer without allocating and refuses any count
- * or length that the remaining bytes cannot hold, so msgpack-c only ever
- * parses a complete, well-formed, bounded object.
+ * Decoding a map of up to 32 entries (every envelope a client sends) is one
+ * walk over the bytes, decode_pass(): the structural checks, the layout
+ * that stamping needs and the key rules together, without msgpack-c and
+ * without allocating.  Larger maps go through precheck() before msgpack-c
+ * sees them: msgpack-c allocates a container's elements as soon as it reads
+ * the count, so five bytes declaring a map of 2^32-1 entries would make it
+ * ask for 200 GiB; precheck() walks the whole buffer without allocating and
+ * refuses any count or length that the remaining bytes cannot hold, so
+ * msgpack-c only ever parses a complete, well-formed, bounded object.  Both
+ * paths refuse the same bytes for the same reason (fuzz builds check it on
+ * every input, MQIM_ENV_CROSSCHECK).
  */
+#include <endian.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,24 +133,14 @@ static const char *head(const uint8_t *p, size_t avail, struct item *it)
 	return NULL;
 }
 
-/* Walks the len bytes at p once, iteratively, allocating nothing.  Accepts
- * exactly one well-formed MessagePack map with nothing after it and no
- * container deeper than MQIM_ENV_MAX_DEPTH (the top map is at depth 1, so
- * a value nested in 31 more containers is the deepest allowed; this is also
- * msgpack-c's own limit, MSGPACK_EMBED_STACK_SIZE).  Every value takes at
- * least one byte, so the values still owed by all open containers must fit
- * in the bytes that remain: checked after every value, which stops a bomb
- * at its header.  Returns MQIM_OK or MQIM_EPROTO with e filled. */
 /* Where the top map's parts lie, for mqim_env_stamp(): filled by
  * precheck() when asked.  Offsets are into the checked buffer. */
 #define MAX_BTS 4
-#define FAST_PAIRS 32
 struct layout {
 	size_t hdr;               /* bytes of the map header */
 	uint64_t pairs;           /* entries of the map */
 	size_t cut[MAX_BTS][2];   /* each "bts" entry: key start, value end */
 	unsigned nbts;            /* entries found */
-	uint32_t top[2 * FAST_PAIRS]; /* where the map's keys and values start */
 };
 
 /* A "bts" key in any of the four str encodings: a sender must not slip a
@@ -166,75 +162,94 @@ static bool at_bts_key(const uint8_t *p, size_t avail)
 	return p[h] == 'b' && p[h + 1] == 't' && p[h + 2] == 's';
 }
 
+/* A bts key at off opens a cut; the next top-level key (or the end)
+ * closes it.  Returns R_MANY_BTS past MAX_BTS entries. */
+static const char *bts_cut(struct layout *lay, bool *open, const uint8_t *p, size_t len,
+			   size_t off)
+{
+	if (*open)
+		lay->cut[lay->nbts - 1][1] = off, *open = false;
+	if (!at_bts_key(p + off, len - off))
+		return NULL;
+	if (lay->nbts == MAX_BTS)
+		return R_MANY_BTS;
+	lay->cut[lay->nbts++][0] = off, *open = true;
+	return NULL;
+}
+
+/* The state of a structural walk: values still due per open container. */
+struct walk {
+	uint64_t owed[MQIM_ENV_MAX_DEPTH];
+	uint64_t total;                /* sum of owed[0..depth) */
+	size_t depth, off;
+};
+
+/* One value of the walk: its header and bytes, then the containers it
+ * closes.  Every value takes at least one byte, so the values still owed
+ * by all open containers must fit in the bytes that remain: checked after
+ * every value, which stops a bomb at its header.  Returns NULL or why the
+ * bytes are refused.  Invariant before the call: total <= len - off and
+ * total >= 1 while depth > 0, so p[off] is readable. */
+static const char *walk_step(const uint8_t *p, size_t len, struct walk *w)
+{
+	struct item it;
+	const char *why = head(p + w->off, len - w->off, &it);
+	if (why)
+		return why;
+	w->off += it.hdr;
+	if (it.skip > len - w->off)
+		return R_TRUNC;
+	w->off += (size_t)it.skip;
+	if (w->depth > 0) {
+		w->owed[w->depth - 1]--;
+		w->total--;
+	}
+	if (it.container) {
+		if (w->depth == MQIM_ENV_MAX_DEPTH)
+			return R_DEEP;
+		w->owed[w->depth++] = it.kids;
+		w->total += it.kids;
+	}
+	while (w->depth > 0 && w->owed[w->depth - 1] == 0)
+		w->depth--;
+	return w->total > len - w->off ? R_BOMB : NULL;
+}
+
+/* Walks the len bytes at p once, iteratively, allocating nothing.  Accepts
+ * exactly one well-formed MessagePack map with nothing after it and no
+ * container deeper than MQIM_ENV_MAX_DEPTH (the top map is at depth 1, so
+ * a value nested in 31 more containers is the deepest allowed; this is also
+ * msgpack-c's own limit, MSGPACK_EMBED_STACK_SIZE).  Fills *lay when it is
+ * not NULL.  Returns MQIM_OK or MQIM_EPROTO with e filled. */
 static int precheck(const uint8_t *p, size_t len, struct mqim_env_error *e, struct layout *lay)
 {
 	bool bts_open = false;
-	uint64_t owed[MQIM_ENV_MAX_DEPTH]; /* values still due, per open container */
-	uint64_t total = 0;                /* sum of owed[0..depth) */
-	size_t depth = 0, off = 0;
-	struct item it;
+	struct walk w;
 	const char *why = NULL;
 
+	w.total = 0, w.depth = 0, w.off = 0;
 	if (len == 0)
 		why = R_EMPTY;
 	else if (!is_map_byte(p[0]))
 		why = R_NOTMAP;
-	/* Invariant at the top of the loop: total <= len - off, and total >= 1
-	 * while depth > 0, so off < len and p[off] is readable. */
 	while (!why) {
 		/* a top-level key starts when an even number of the map's
 		 * values are done: it ends an open bts value, may open one */
-		if (lay && depth == 1) {
-			uint64_t idx = 2 * lay->pairs - owed[0];
-			if (idx < 2 * FAST_PAIRS)
-				lay->top[idx] = (uint32_t)off;
-		}
-		if (lay && depth == 1 && owed[0] % 2 == 0) {
-			if (bts_open)
-				lay->cut[lay->nbts - 1][1] = off, bts_open = false;
-			if (at_bts_key(p + off, len - off)) {
-				if (lay->nbts == MAX_BTS)
-					why = R_MANY_BTS;
-				else
-					lay->cut[lay->nbts++][0] = off, bts_open = true;
-			}
-		}
+		if (lay && w.depth == 1 && w.owed[0] % 2 == 0)
+			why = bts_cut(lay, &bts_open, p, len, w.off);
 		if (why)
 			break;
-		why = head(p + off, len - off, &it);
-		if (why)
-			break;
-		if (lay && depth == 0)
-			lay->hdr = it.hdr, lay->pairs = it.kids / 2;
-		off += it.hdr;
-		if (it.skip > len - off) {
-			why = R_TRUNC;
-			break;
-		}
-		off += (size_t)it.skip;
-		if (depth > 0) {
-			owed[depth - 1]--;
-			total--;
-		}
-		if (it.container) {
-			if (depth == MQIM_ENV_MAX_DEPTH) {
-				why = R_DEEP;
-				break;
-			}
-			owed[depth++] = it.kids;
-			total += it.kids;
-		}
-		while (depth > 0 && owed[depth - 1] == 0)
-			depth--;
-		if (total > len - off)
-			why = R_BOMB;
-		else if (depth == 0)
+		bool top = w.depth == 0;
+		why = walk_step(p, len, &w);
+		if (lay && top && !why)
+			lay->hdr = w.off, lay->pairs = w.depth ? w.owed[0] / 2 : 0;
+		if (!why && w.depth == 0)
 			break;
 	}
-	if (!why && off != len)
+	if (!why && w.off != len)
 		why = R_TRAILING;
 	if (bts_open)
-		lay->cut[lay->nbts - 1][1] = off;
+		lay->cut[lay->nbts - 1][1] = w.off;
 	if (!why)
 		return MQIM_OK;
 	*e = (struct mqim_env_error){ MQIM_EPROTO, NULL, why };
@@ -395,6 +410,12 @@ static int take(enum env_key k, const msgpack_object *o, struct mqim_env *env,
 	}
 }
 
+/* t is "rcpt" or "read": ref is then required. */
+static bool is_receipt(struct mqim_str t)
+{
+	return t.len == 4 && (!memcmp(t.ptr, "rcpt", 4) || !memcmp(t.ptr, "read", 4));
+}
+
 static int key_cmp(const void *a, const void *b)
 {
 	const msgpack_object_str *x = *(const msgpack_object_str *const *)a;
@@ -405,31 +426,19 @@ static int key_cmp(const void *a, const void *b)
 	return memcmp(x->ptr, y->ptr, x->size);
 }
 
-/* The n (>= 2) unknown keys of m are distinct: sorted in O(n log n), since
- * a pairwise check would let one 64 KiB map cost a billion comparisons. */
-static int unknown_keys_unique(const msgpack_object_map *m, uint32_t n, msgpack_zone *zone,
-			       struct mqim_env_error *e)
+/* The n (>= 2) unknown keys are distinct: sorted in O(n log n), since a
+ * pairwise check would let one 64 KiB map cost a billion comparisons.
+ * Sorts keys in place. */
+static int keys_unique(const msgpack_object_str **keys, uint32_t n, struct mqim_env_error *e)
 {
-	const msgpack_object_str *small[FAST_PAIRS];
-	const msgpack_object_str **keys = n <= FAST_PAIRS ? small
-					  : zone ? msgpack_zone_malloc(zone, n * sizeof(*keys)) : NULL;
-	uint32_t j = 0;
-
-	if (!keys)
-		return refuse(e, MQIM_ENOMEM, NULL, "out of memory");
-	for (uint32_t i = 0; i < m->size; i++) {
-		const msgpack_object_str *k = &m->ptr[i].key.via.str;
-		if (key_of(k->ptr, k->size) == K_UNKNOWN)
-			keys[j++] = k;
-	}
 	qsort(keys, n, sizeof(*keys), key_cmp);
-	for (j = 1; j < n; j++)
+	for (uint32_t j = 1; j < n; j++)
 		if (!key_cmp(&keys[j - 1], &keys[j]))
 			return refuse(e, MQIM_EPROTO, NULL, "duplicate key");
 	return MQIM_OK;
 }
 
-/* Applies the contract's key rules to the decoded map m. */
+/* Applies the contract's key rules to the map m decoded by msgpack-c. */
 static int check_map(const msgpack_object_map *m, msgpack_zone *zone, struct mqim_env *env,
 		     struct mqim_env_error *e)
 {
@@ -455,29 +464,56 @@ static int check_map(const msgpack_object_map *m, msgpack_zone *zone, struct mqi
 	if ((seen & REQUIRED_KEYS) != REQUIRED_KEYS)
 		return refuse(e, MQIM_EPROTO, key_name((unsigned)__builtin_ctz(REQUIRED_KEYS & ~seen)),
 			      "missing required key");
-	if (!env->has_ref && (mqim_str_eq(env->t, "rcpt") || mqim_str_eq(env->t, "read")))
+	if (!env->has_ref && is_receipt(env->t))
 		return refuse(e, MQIM_EPROTO, "ref", "ref is required when t is rcpt or read");
-	return unknown >= 2 ? unknown_keys_unique(m, unknown, zone, e) : MQIM_OK;
+	if (unknown < 2)
+		return MQIM_OK;
+	const msgpack_object_str **keys = msgpack_zone_malloc(zone, unknown * sizeof(*keys));
+	if (!keys)
+		return refuse(e, MQIM_ENOMEM, NULL, "out of memory");
+	uint32_t j = 0;
+	for (uint32_t i = 0; i < m->size; i++) {
+		const msgpack_object_str *k = &m->ptr[i].key.via.str;
+		if (key_of(k->ptr, k->size) == K_UNKNOWN)
+			keys[j++] = k;
+	}
+	return keys_unique(keys, unknown, e);
 }
 
-/* ---- decode: the fast path ---------------------------------------------- */
+/* ---- decode: one pass ---------------------------------------------------- */
 
+/* Maps of up to this many entries are decoded in one pass (every envelope a
+ * client sends); larger ones by precheck() and msgpack-c. */
+#define PASS_PAIRS 32
+
+/* The big-endian number of n (1, 2, 4 or 8) bytes at p. */
 static uint64_t be_at(const uint8_t *p, unsigned n)
 {
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
+	uint16_t v16;
+	uint32_t v32;
+	uint64_t v64;
+	switch (n) {
+	case 1:
+		return p[0];
+	case 2:
+		memcpy(&v16, p, 2);
+		return be16toh(v16);
+	case 4:
+		memcpy(&v32, p, 4);
+		return be32toh(v32);
+	default:
+		memcpy(&v64, p, 8);
+		return be64toh(v64);
+	}
 }
 
-/* The value at p (already accepted by precheck()) as msgpack-c would show
- * it to check_map(): the exact type, and the contents of integers, strings
- * and bins.  Containers and other scalars only need their type, since no
- * known key accepts them and unknown keys are not looked into. */
+/* The value at p (already walked) as msgpack-c would show it to take():
+ * the exact type, and the contents of integers, strings and bins.
+ * Containers and other scalars only get their type, since no known key
+ * accepts them; nothing else of *o is written. */
 static void obj_at(const uint8_t *p, msgpack_object *o)
 {
 	uint8_t b = p[0];
-	memset(o, 0, sizeof(*o));
 	if (b <= 0x7f) {
 		o->type = MSGPACK_OBJECT_POSITIVE_INTEGER, o->via.u64 = b;
 	} else if (b >= 0xe0) {
@@ -508,7 +544,7 @@ static void obj_at(const uint8_t *p, msgpack_object *o)
 		else
 			o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER, o->via.i64 = v;
 	} else if (b == 0xc2 || b == 0xc3) {
-		o->type = MSGPACK_OBJECT_BOOLEAN, o->via.boolean = b == 0xc3;
+		o->type = MSGPACK_OBJECT_BOOLEAN;
 	} else if (b == 0xca || b == 0xcb) {
 		o->type = b == 0xca ? MSGPACK_OBJECT_FLOAT32 : MSGPACK_OBJECT_FLOAT64;
 	} else if (b == 0xc0) {
@@ -518,30 +554,357 @@ static void obj_at(const uint8_t *p, msgpack_object *o)
 	}
 }
 
-/* The map of up to FAST_PAIRS entries, read off the offsets precheck()
- * recorded, without msgpack-c's unpacker (no zone, no allocation): the same
- * check_map() then applies the same rules.  On the broker this path takes
- * about a third of the instructions of msgpack_unpack() and its zone. */
-static int decode_fast(const uint8_t *p, const struct layout *lay, struct mqim_env *env,
-		       struct mqim_env_error *e)
+/* Walks one key or value of the top map at p[*off], `owed` of whose values
+ * are still due, this one included.  The same checks in the same order as
+ * precheck()'s walk_step() at that place, with the formats of a chat
+ * envelope (fixint, fixstr, bin 8, str 8, numbers) read inline and the rest,
+ * containers above all, walked by walk_step() itself. */
+static const char *top_value(const uint8_t *p, size_t len, size_t *off, uint64_t owed)
 {
-	msgpack_object_kv kv[FAST_PAIRS];
-	msgpack_object_map m = { (uint32_t)lay->pairs, kv };
+	size_t o = *off, room = len - o - 1; /* o < len: see walk_step() */
+	uint8_t b = p[o];
+	size_t n;
 
-	for (uint32_t i = 0; i < m.size; i++) {
-		obj_at(p + lay->top[2 * i], &kv[i].key);
-		obj_at(p + lay->top[2 * i + 1], &kv[i].val);
+	if (b <= 0x7f || b >= 0xe0) {
+		n = 1;
+	} else if (b >= 0xa0 && b <= 0xbf) {
+		if ((size_t)(b & 0x1f) > room)
+			return R_TRUNC;
+		n = 1 + (b & 0x1f);
+	} else if (b == 0xc4 || b == 0xd9) {
+		if (room < 1 || p[o + 1] > room - 1)
+			return R_TRUNC;
+		n = 2 + (size_t)p[o + 1];
+	} else if (b >= 0xcc && b <= 0xd3) {
+		n = (size_t)1 << ((b - 0xcc) & 3);
+		if (n > room)
+			return R_TRUNC;
+		n++;
+	} else {
+		struct walk w;
+		w.owed[0] = owed, w.total = owed, w.depth = 1, w.off = o;
+		do {
+			const char *why = walk_step(p, len, &w);
+			if (why)
+				return why;
+		} while (w.depth > 1);
+		*off = w.off;
+		return NULL;
 	}
-	return check_map(&m, NULL, env, e);
+	o += n;
+	if (owed - 1 > len - o)
+		return R_BOMB;
+	*off = o;
+	return NULL;
 }
 
-/* The reference path: msgpack-c's unpacker, for maps of more entries. */
-static int decode_msgpack(const void *buf, size_t len, struct mqim_env *env,
+/* What the one pass knows of the key rules so far. */
+struct rules {
+	uint32_t seen;                  /* known keys met */
+	enum env_key k;                 /* the key whose value comes next */
+	uint32_t nunknown;
+	const msgpack_object_str *unknown[PASS_PAIRS];
+	msgpack_object_str names[PASS_PAIRS];
+	struct mqim_env_error e;        /* the first rule broken, code MQIM_OK if none */
+};
+
+/* check_map()'s rules for the key k, whose name is the n bytes at name. */
+static void key_rule(struct rules *r, enum env_key k, const char *name, uint32_t n)
+{
+	r->k = k;
+	if (k == K_UNKNOWN) {
+		msgpack_object_str *s = &r->names[r->nunknown];
+		s->ptr = name, s->size = n;
+		r->unknown[r->nunknown++] = s;
+	} else if (r->seen & KEY_BIT(k)) {
+		refuse(&r->e, MQIM_EPROTO, key_name(k), "duplicate key");
+	} else {
+		r->seen |= KEY_BIT(k);
+	}
+}
+
+/* check_map()'s rules for the key or value that starts at q, in its order,
+ * so the first rule broken is the same one. */
+static void rule_at(const uint8_t *q, bool is_key, struct mqim_env *env, struct rules *r)
+{
+	msgpack_object o;
+	obj_at(q, &o);
+	if (!is_key) {
+		if (r->k != K_UNKNOWN)
+			take(r->k, &o, env, &r->e);
+	} else if (o.type != MSGPACK_OBJECT_STR) {
+		refuse(&r->e, MQIM_EPROTO, NULL, "a key is not a string");
+	} else {
+		key_rule(r, key_of(o.via.str.ptr, o.via.str.size), o.via.str.ptr, o.via.str.size);
+	}
+}
+
+/* The value of the known key k at p[0..avail), avail >= 1, when it is
+ * whole and has the form a client library sends: stored as take() would
+ * store it, and its size returned.  0 for anything else, refusals
+ * included, which then take the general path. */
+static inline __attribute__((always_inline)) size_t
+fast_value(enum env_key k, const uint8_t *p, size_t avail, struct mqim_env *env)
+{
+	uint8_t b = p[0];
+	size_t w = 0, n;
+
+	switch (k) {
+	case K_V:
+		if (b != MQIM_ENV_VERSION)
+			return 0;
+		env->v = b;
+		return 1;
+	case K_ID:
+	case K_REF:
+		if (b != 0xc4 || avail < 2 + MQIM_ENV_ID_LEN || p[1] != MQIM_ENV_ID_LEN)
+			return 0;
+		memcpy(k == K_ID ? env->id : env->ref, p + 2, MQIM_ENV_ID_LEN);
+		env->has_ref |= k == K_REF;
+		return 2 + MQIM_ENV_ID_LEN;
+	case K_T:
+	case K_FR:
+	case K_TO:
+	case K_CT: {
+		n = b & 0x1f;
+		if (b < 0xa0 || b > 0xbf || n >= avail)
+			return 0;
+		struct mqim_str str = { (const char *)p + 1, n };
+		if (k == K_T && n == 0)
+			return 0;
+		if ((k == K_FR || k == K_TO) && !mqim_name_valid_n(str.ptr, n))
+			return 0;
+		*(k == K_T ? &env->t : k == K_FR ? &env->fr : k == K_TO ? &env->to : &env->ct) = str;
+		return 1 + n;
+	}
+	case K_TS:
+	case K_BTS: {
+		uint64_t v = b;
+		if (b >= 0xcc && b <= 0xcf) {
+			w = (size_t)1 << (b - 0xcc);
+			if (w >= avail)
+				return 0;
+			v = be_at(p + 1, (unsigned)w);
+		} else if (b > 0x7f) {
+			return 0;
+		}
+		if (k == K_TS)
+			env->ts = v;
+		else
+			env->bts = v, env->has_bts = true;
+		return 1 + w;
+	}
+	case K_BODY:
+		if (b >= 0xa0 && b <= 0xbf)
+			n = b & 0x1f;
+		else if (b >= 0xc4 && b <= 0xc6)
+			w = (size_t)1 << (b - 0xc4);
+		else if (b >= 0xd9 && b <= 0xdb)
+			w = (size_t)1 << (b - 0xd9);
+		else
+			return 0;
+		if (w) {
+			if (w >= avail)
+				return 0;
+			n = (size_t)be_at(p + 1, (unsigned)w);
+		}
+		if (n >= avail - w)
+			return 0;
+		env->body = p + 1 + w;
+		env->body_len = n;
+		env->has_body = true;
+		env->body_is_str = b < 0xc4 || b > 0xc6;
+		return 1 + w + n;
+	default:
+		return 0;
+	}
+}
+
+/* A fixstr key of n (2 to 5) bytes as the little-endian word of its bytes. */
+#define KEY2(a, b) ((uint64_t)(a) | (uint64_t)(b) << 8)
+#define KEY3(a, b, c) (KEY2(a, b) | (uint64_t)(c) << 16)
+#define KEY4(a, b, c, d) (KEY3(a, b, c) | (uint64_t)(d) << 24)
+#define KEY5(a, b, c, d, e) (KEY4(a, b, c, d) | (uint64_t)(e) << 32)
+
+/* The entry at p[*off] when its key is the n-byte fixstr `word` and its
+ * value a whole value of known key k that fast_value() takes: stored, *off
+ * moved past it, 1.  0 when the key is another; -1 when the value is not
+ * one fast_value() takes.  Inlined with constant k, word and n. */
+static inline __attribute__((always_inline)) int
+canon_entry(const uint8_t *p, size_t len, size_t *off, enum env_key k, uint64_t word,
+	    unsigned n, struct mqim_env *env)
+{
+	uint64_t got = 0;
+	if (len - *off <= n) /* the key and at least one byte of value */
+		return 0;
+	memcpy(&got, p + *off, n);
+	if (le64toh(got) != word)
+		return 0;
+	size_t v = fast_value(k, p + *off + n, len - *off - n, env);
+	if (!v)
+		return -1;
+	*off += n + v;
+	return 1;
+}
+
+/* The envelopes libmqim and mqim_env_encode() send: a fixmap of the six
+ * required keys, then some of bts, ct, body and ref, in that order, every
+ * key a fixstr and every value of a form fast_value() takes.  Such bytes
+ * can break no rule that decode_pass() checks (every value is whole and
+ * valid, the keys are distinct), so reading them is all there is to do, in
+ * straight-line code.  Returns MQIM_OK with *env and *lay filled, or 1 for
+ * anything else, *env then unspecified. */
+static int decode_canonical(const uint8_t *p, size_t len, struct mqim_env *env,
+			    struct layout *lay)
+{
+	size_t off = 1;
+	unsigned left = p[0] & 0x0f;
+	int m;
+
+	if (p[0] < 0x86 || p[0] > 0x8a ||
+	    canon_entry(p, len, &off, K_V, KEY2(0xa1, 'v'), 2, env) != 1 ||
+	    canon_entry(p, len, &off, K_ID, KEY3(0xa2, 'i', 'd'), 3, env) != 1 ||
+	    canon_entry(p, len, &off, K_T, KEY2(0xa1, 't'), 2, env) != 1 ||
+	    canon_entry(p, len, &off, K_FR, KEY3(0xa2, 'f', 'r'), 3, env) != 1 ||
+	    canon_entry(p, len, &off, K_TO, KEY3(0xa2, 't', 'o'), 3, env) != 1 ||
+	    canon_entry(p, len, &off, K_TS, KEY3(0xa2, 't', 's'), 3, env) != 1)
+		return 1;
+	left -= 6;
+	lay->hdr = 1, lay->pairs = p[0] & 0x0f, lay->nbts = 0;
+	lay->cut[0][0] = off;
+	if (left && (m = canon_entry(p, len, &off, K_BTS, KEY4(0xa3, 'b', 't', 's'), 4, env))) {
+		if (m < 0)
+			return 1;
+		lay->cut[0][1] = off, lay->nbts = 1, left--;
+	}
+	if (left && (m = canon_entry(p, len, &off, K_CT, KEY3(0xa2, 'c', 't'), 3, env))) {
+		if (m < 0)
+			return 1;
+		left--;
+	}
+	if (left && (m = canon_entry(p, len, &off, K_BODY, KEY5(0xa4, 'b', 'o', 'd', 'y'), 5, env))) {
+		if (m < 0)
+			return 1;
+		left--;
+	}
+	if (left && (m = canon_entry(p, len, &off, K_REF, KEY4(0xa3, 'r', 'e', 'f'), 4, env))) {
+		if (m < 0)
+			return 1;
+		left--;
+	}
+	if (left || off != len || (!env->has_ref && is_receipt(env->t)))
+		return 1;
+	return MQIM_OK;
+}
+
+/* Decodes a map of at most PASS_PAIRS entries in one walk: the structure
+ * (precheck()'s checks, whose refusals come first, as there), the layout for
+ * stamping and the key rules (check_map()'s, in its order).  No allocation.
+ * Returns MQIM_OK, an error with *e filled, or 1 when the map holds more
+ * than PASS_PAIRS entries (nothing checked yet). */
+static int decode_pass(const uint8_t *p, size_t len, struct mqim_env *env, struct layout *lay,
+		       struct mqim_env_error *e)
+{
+	struct rules r;
+	const char *why = NULL;
+	bool bts_open = false;
+	size_t off = 1;
+	uint64_t owed = 0;
+
+	if (len == 0) {
+		why = R_EMPTY;
+	} else if (p[0] >= 0x80 && p[0] <= 0x8f) {
+		owed = 2u * (p[0] & 0x0f);
+	} else if (p[0] == 0xde || p[0] == 0xdf) {
+		unsigned w = p[0] == 0xde ? 2 : 4;
+		if (len - 1 < w)
+			why = R_TRUNC;
+		else
+			owed = 2 * be_at(p + 1, w), off += w;
+	} else {
+		why = R_NOTMAP;
+	}
+	if (!why && owed > 2 * PASS_PAIRS)
+		return 1;
+	lay->hdr = off, lay->pairs = owed / 2, lay->nbts = 0;
+	r.seen = 0, r.k = K_UNKNOWN, r.nunknown = 0, r.e.code = MQIM_OK;
+	if (!why && owed > len - off)
+		why = R_BOMB;
+	while (!why && owed) {
+		/* a key: a whole fixstr inline (bts_cut() and top_value()'s
+		 * checks, in their order), anything else the general way */
+		size_t start = off;
+		uint8_t b = p[off];
+		if (b >= 0xa0 && b <= 0xbf && (size_t)(b & 0x1f) < len - off) {
+			uint32_t n = b & 0x1f;
+			enum env_key k = key_of((const char *)p + off + 1, n);
+			if (bts_open)
+				lay->cut[lay->nbts - 1][1] = off, bts_open = false;
+			if (k == K_BTS && lay->nbts == MAX_BTS) {
+				why = R_MANY_BTS;
+				break;
+			}
+			if (k == K_BTS)
+				lay->cut[lay->nbts++][0] = off, bts_open = true;
+			off += 1 + n;
+			if (--owed > len - off) {
+				why = R_BOMB;
+				break;
+			}
+			if (r.e.code == MQIM_OK)
+				key_rule(&r, k, (const char *)p + start + 1, n);
+		} else {
+			why = bts_cut(lay, &bts_open, p, len, off);
+			if (!why)
+				why = top_value(p, len, &off, owed--);
+			if (why)
+				break;
+			if (r.e.code == MQIM_OK)
+				rule_at(p + start, true, env, &r);
+		}
+		/* its value: owed is odd, so p[off] is readable */
+		start = off;
+		size_t n = r.e.code == MQIM_OK && r.k != K_UNKNOWN
+			   ? fast_value(r.k, p + off, len - off, env) : 0;
+		if (n) {
+			off += n;
+			if (--owed > len - off)
+				why = R_BOMB;
+		} else {
+			why = top_value(p, len, &off, owed--);
+			if (!why && r.e.code == MQIM_OK)
+				rule_at(p + start, false, env, &r);
+		}
+	}
+	if (!why && off != len)
+		why = R_TRAILING;
+	if (bts_open)
+		lay->cut[lay->nbts - 1][1] = off;
+	if (why)
+		return refuse(e, MQIM_EPROTO, NULL, why);
+	if (r.e.code != MQIM_OK) {
+		*e = r.e;
+		return e->code;
+	}
+	if ((r.seen & REQUIRED_KEYS) != REQUIRED_KEYS)
+		return refuse(e, MQIM_EPROTO, key_name((unsigned)__builtin_ctz(REQUIRED_KEYS & ~r.seen)),
+			      "missing required key");
+	if (!env->has_ref && is_receipt(env->t))
+		return refuse(e, MQIM_EPROTO, "ref", "ref is required when t is rcpt or read");
+	return r.nunknown >= 2 ? keys_unique(r.unknown, r.nunknown, e) : MQIM_OK;
+}
+
+/* The reference path: precheck(), then msgpack-c's unpacker, for maps of
+ * more than PASS_PAIRS entries (and to cross-check decode_pass()). */
+static int decode_msgpack(const void *buf, size_t len, struct mqim_env *env, struct layout *lay,
 			  struct mqim_env_error *e)
 {
 	msgpack_zone zone;
 	msgpack_object root;
 
+	memset(lay, 0, sizeof(*lay));
+	if (precheck(buf, len, e, lay) != MQIM_OK)
+		return e->code;
 	if (!msgpack_zone_init(&zone, ZONE_CHUNK))
 		return refuse(e, MQIM_ENOMEM, NULL, "out of memory");
 	if (unpack_map(buf, len, &zone, &root, e) == MQIM_OK)
@@ -560,16 +923,18 @@ static void keep_layout(const struct layout *lay, struct mqim_env *env)
 }
 
 #ifdef MQIM_ENV_CROSSCHECK
-/* Fuzz builds: both paths must agree on every input. */
-static void crosscheck(const void *buf, size_t len, const struct layout *lay,
-		       const struct mqim_env *fast, const struct mqim_env_error *fe)
+/* Fuzz builds: the one pass and the reference path must agree on every
+ * input, refusals included. */
+static void crosscheck(const void *buf, size_t len, const struct mqim_env *fast,
+		       const struct mqim_env_error *fe)
 {
 	struct mqim_env ref;
 	struct mqim_env_error re = { MQIM_OK, NULL, NULL };
+	struct layout lay;
 	memset(&ref, 0, sizeof(ref));
-	decode_msgpack(buf, len, &ref, &re);
+	decode_msgpack(buf, len, &ref, &lay, &re);
 	if (re.code == MQIM_OK)
-		keep_layout(lay, &ref);
+		keep_layout(&lay, &ref);
 	if (re.code != fe->code || re.key != fe->key || re.reason != fe->reason ||
 	    (re.code == MQIM_OK && memcmp(&ref, fast, sizeof(ref)) != 0))
 		abort();
@@ -591,18 +956,18 @@ int mqim_env_decode(const void *buf, size_t len, size_t max_len,
 		refuse(&e, MQIM_ETOOBIG, NULL, "the envelope is larger than the configured limit");
 		goto out;
 	}
-	lay.hdr = 0, lay.pairs = 0, lay.nbts = 0; /* top[] is written before it is read */
-	if (precheck(buf, len, &e, &lay) != MQIM_OK)
-		goto out;
-	if (lay.pairs <= FAST_PAIRS)
-		decode_fast(buf, &lay, env, &e);
-	else
-		decode_msgpack(buf, len, env, &e);
+	int rc = len ? decode_canonical(buf, len, env, &lay) : 1;
+	if (rc == 1) {
+		memset(env, 0, sizeof(*env));
+		rc = decode_pass(buf, len, env, &lay, &e);
+	}
+	if (rc == 1)
+		decode_msgpack(buf, len, env, &lay, &e);
 	if (e.code == MQIM_OK)
 		keep_layout(&lay, env);
 #ifdef MQIM_ENV_CROSSCHECK
-	if (lay.pairs <= FAST_PAIRS)
-		crosscheck(buf, len, &lay, env, &e);
+	if (rc != 1)
+		crosscheck(buf, len, env, &e);
 #endif
 out:
 	if (err)

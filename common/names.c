@@ -3,23 +3,19 @@
 
 #include "names.h"
 
-static bool name_char(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
-}
-
-static bool name_first(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
+/* Per byte: 1 when it may appear in a name, 3 when it may also start one. */
+static const unsigned char name_class[256] = {
+	['0' ... '9'] = 3, ['A' ... 'Z'] = 3, ['a' ... 'z'] = 3,
+	['_'] = 1, ['.'] = 1, ['-'] = 1,
+};
 
 bool mqim_name_valid_n(const char *s, size_t len)
 {
-	if (!s || len == 0 || len > MQIM_NAME_MAX || !name_first((unsigned char)s[0]))
+	const unsigned char *u = (const unsigned char *)s;
+	if (!s || len == 0 || len > MQIM_NAME_MAX || !(name_class[u[0]] & 2))
 		return false;
 	for (size_t i = 1; i < len; i++)
-		if (!name_char((unsigned char)s[i]))
+		if (!name_class[u[i]])
 			return false;
 	return true;
 }
