@@ -688,6 +688,7 @@ static void shutdown_worker(mqim_client *c)
 
 	mqim__seen_close(&c->seen);
 	mqim__hist_close(&c->hist);
+	mqim__roster_close(&c->roster);
 	mqim__ob_close(&c->ob);
 	mqim__db_close(&c->db);
 }
@@ -894,6 +895,7 @@ static int open_stores(mqim_client *c, const char *const *groups)
 		return rc;
 	rc = mqim__ob_open(&c->ob, &c->db);
 	if (rc == MQIM_OK)
+		rc = mqim__roster_open(&c->roster, &c->db);
 	if (rc == MQIM_OK)
 		rc = mqim__hist_open(&c->hist, &c->db);
 	if (rc == MQIM_OK)
@@ -911,6 +913,7 @@ static void close_stores(mqim_client *c)
 {
 	mqim__seen_close(&c->seen);
 	mqim__hist_close(&c->hist);
+	mqim__roster_close(&c->roster);
 	mqim__ob_close(&c->ob);
 	mqim__db_close(&c->db);
 }

@@ -5,7 +5,9 @@
  *   link.c     paho MQTTAsync glue: one paho handle per connection attempt,
  *              connect / lost / reconnect with backoff, subscriptions
  *   send.c     mqim_send, the outbox pump (window, acks, resends), retry,
- *              mark_read, receipts owed
+ *              mark_read, receipts owed, receipts for our own messages
+ *   roster.c   group rosters (mqim_set_group_members) and the receipts a
+ *              group message waits for
  *   receive.c  checking, de-duplicating, storing and handing over what
  *              arrives; receipts that update our own messages
  *   query.c    the read-only queries served on the caller's thread
@@ -34,6 +36,7 @@
 #include "history.h"
 #include "hold.h"
 #include "outbox.h"
+#include "roster.h"
 #include "seen.h"
 #include "uuid.h"
 
@@ -154,6 +157,7 @@ struct mqim_client {
 	/* ---- library thread only ------------------------------------------ */
 	struct mqim__db db;
 	struct mqim__outbox ob;
+	struct mqim__roster roster;
 	struct mqim__history hist;
 	struct mqim__seen seen;
 	enum mqim_state st;
@@ -264,6 +268,12 @@ void mqim__msg_update(mqim_client *c, const uint8_t id[16], int next, int err);
 void mqim__peer_topic(char out[80], const char *peer, bool is_group);
 /* PUBACK reason 0x10 "no matching subscribers" (EV_PUB_DONE.reason). */
 #define MQIM_PUBACK_NO_SUBSCRIBERS 0x10
+/* A receipt (is_read: `read`) from user `from` for our message id, known
+ * to be ours and (for a direct message) from its recipient: settle it in
+ * the outbox and report its new state, once every awaited member of a
+ * group answered (roster.h).  Inside a unit of work; MQIM_E* code. */
+int mqim__receipted(mqim_client *c, const uint8_t id[16], const char *from, bool is_group,
+		    bool is_read);
 
 /* ---- receive.c ----------------------------------------------------------- */
 

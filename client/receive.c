@@ -7,7 +7,8 @@
  * is dropped with an on_error note.  Then, by kind:
  *   rcpt, read   receipts for our own messages: update their state and take
  *                them out of the outbox (for a direct message, only from its
- *                recipient)
+ *                recipient; for a group message, send.c and roster.h say
+ *                when)
  *   presence     on_presence
  *   typing       handed over as is (not stored, not de-duplicated)
  *   msg          de-duplicated by (fr, id), stored in the history, a `rcpt`
@@ -48,14 +49,9 @@ static void receipt(mqim_client *c, const struct mqim_env *env, bool is_read)
 	if (!is_group && strcmp(peer, fr) != 0)
 		return;   /* only the recipient acknowledges a direct message */
 
-	struct mqim__ob_row r;
-	char obpeer[65];
 	int rc = mqim__work_begin(c);
-	if (rc == MQIM_OK && mqim__ob_find(&c->ob, env->ref, &r, obpeer) == MQIM_OK &&
-	    r.kind == MQIM_OB_MSG)
-		rc = mqim__ob_delete(&c->ob, r.seq);
 	if (rc == MQIM_OK)
-		mqim__msg_update(c, env->ref, is_read ? MQIM_MSG_READ : MQIM_MSG_DELIVERED, MQIM_OK);
+		rc = mqim__receipted(c, env->ref, fr, is_group, is_read);
 	mqim__work_end(c, rc);
 }
 

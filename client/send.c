@@ -1,5 +1,6 @@
 /* send.c - sending: mqim_send, the outbox pump, acknowledgements, resends,
- * mqim_retry, mqim_mark_read and the receipts this client owes.
+ * receipts for our own messages, mqim_retry, mqim_mark_read and the
+ * receipts this client owes.
  *
  * The pump publishes outbox rows in seq order while fewer than `window`
  * publishes wait for their acknowledgement (window = min(max_inflight, the
@@ -8,7 +9,8 @@
  * slot with a deadline (ack_timeout_ms); a missed deadline means the link
  * is dead (link.c).  What a row does next is decided by mqim__ob_step(),
  * including which publishes are marked resends and what a PUBACK 0x10 "no
- * matching subscribers" changes (outbox.h).
+ * matching subscribers" changes (outbox.h).  A group message waits for the
+ * receipts its roster says (roster.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +152,9 @@ static int do_send(mqim_client *c, void *arg)
 		rc = mqim__ob_add(&c->ob, &row);
 	if (rc == MQIM_OK)
 		rc = mqim__hist_add(&c->hist, q->to, &m);
+	/* QoS 0 leaves the outbox when written: no receipt to wait for. */
+	if (rc == MQIM_OK && q->is_group && q->qos > 0)
+		rc = mqim__roster_expect(&c->roster, q->id, q->to, c->user, NULL);
 	return mqim__work_end(c, rc);
 }
 
@@ -365,6 +370,27 @@ void mqim__pub_done(mqim_client *c, struct mqim__ev *ev)
 	if (rc == MQIM_OK)
 		rc = apply(c, &r, act, ns);
 	mqim__work_end(c, rc);
+}
+
+/* ---- receipts for our own messages ------------------------------------------------ */
+
+int mqim__receipted(mqim_client *c, const uint8_t id[16], const char *from, bool is_group,
+		    bool is_read)
+{
+	struct mqim__ob_row r;
+	char peer[65];
+	int next = is_read ? MQIM_MSG_READ : MQIM_MSG_DELIVERED;
+	int rc = MQIM_OK;
+
+	if (is_group)
+		rc = mqim__roster_receipt(&c->roster, id, from, is_read, &next);
+	if (rc != MQIM_OK || next == 0)
+		return rc;   /* a member has still to answer */
+	if (mqim__ob_find(&c->ob, id, &r, peer) == MQIM_OK && r.kind == MQIM_OB_MSG)
+		rc = mqim__ob_delete(&c->ob, r.seq);
+	if (rc == MQIM_OK)
+		mqim__msg_update(c, id, next, MQIM_OK);
+	return rc;
 }
 
 /* ---- mqim_retry, mqim_mark_read -------------------------------------------------- */

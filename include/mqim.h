@@ -364,6 +364,45 @@ MQIM_EXPORT int mqim_outbox(mqim_client *c, mqim_outbox_cb cb, void *ctx);
 MQIM_EXPORT int mqim_join_group(mqim_client *c, const char *gid);
 MQIM_EXPORT int mqim_leave_group(mqim_client *c, const char *gid);
 
+/* Tell the client who the members of group gid are, so that its group
+ * messages count as delivered only once every member has them.
+ *
+ * members is a NULL-terminated list of user ids; it replaces gid's
+ * previous roster.  It may name this client's own user (who is never
+ * waited for) and repeat a name.  NULL or an empty list forgets the
+ * roster.  The roster is kept in the data folder, across restarts, until
+ * replaced or forgotten; it does not join the group (mqim_join_group()) and
+ * leaving the group does not forget it.  The list and its strings are
+ * borrowed: nothing is kept after the call.
+ *
+ * What it changes.  The wire contract gives a client no way to list a
+ * group's members, and every member's client sends its own receipt.
+ * Without a roster, a group message leaves the outbox and becomes
+ * DELIVERED (or READ) at the first receipt from anyone, so a member whose
+ * copy was lost (her session lost with a broker restart, or not created
+ * yet because she never logged in) never gets it.  With a roster, a group
+ * message sent at QoS 1 or 2 waits for a receipt from every member named
+ * at the moment of mqim_send() except the sender: it stays SENT in the
+ * outbox and is resent to the group (marked, so the broker delivers it
+ * again; members who have it drop the copy and receipt it again) every
+ * options.resend_timeout_ms, within options.max_resends.  on_message_state
+ * reports DELIVERED once all of them have answered, or READ when at least
+ * one of the answers was a `read`; a later `read` from anyone moves a
+ * DELIVERED message to READ.  If the budget runs out first, the message is
+ * FAILED (MQIM_ETIMEOUT) as usual; the receipts already in are kept, so
+ * late ones can still complete it, and mqim_retry() resends it to the
+ * group.  Receipts from users not named are ignored for such a message.
+ * Changing the roster affects messages sent afterwards only: a member
+ * added later is not waited for, and one removed later still is (the
+ * message may then end FAILED).  A roster that names nobody but the
+ * sender counts as no roster.  QoS 0 messages never wait for receipts.
+ *
+ * Errors: MQIM_EINVAL (c is NULL), MQIM_EBADNAME (gid or a member is not
+ * a valid name: then nothing changed), MQIM_ENOSPC, MQIM_EIO, MQIM_EDB,
+ * MQIM_ECLOSED (mqim_close() is under way). */
+MQIM_EXPORT int mqim_set_group_members(mqim_client *c, const char *gid,
+				       const char *const *members);
+
 /* Watch a contact's retained presence: on_presence reports the current
  * value at once (if the contact ever connected) and every change.  Kept
  * for the life of c (not in the data folder). */
