@@ -235,6 +235,14 @@ static void on_op_fail(void *ctx, MQTTAsync_failureData5 *d)
 
 /* ---- life cycle ------------------------------------------------------------------ */
 
+/* The default wait: ten times longer when the broker runs under a wrapper
+ * (make valgrind), where a login or a reload takes seconds. */
+static int default_timeout_ms(void)
+{
+	const char *w = getenv("MQIM_BROKER_WRAPPER");
+	return w && *w ? 10 * DEFAULT_TIMEOUT_MS : DEFAULT_TIMEOUT_MS;
+}
+
 struct tclient *tclient_new(int port, const char *client_id)
 {
 	struct tclient *c = calloc(1, sizeof *c);
@@ -242,7 +250,7 @@ struct tclient *tclient_new(int port, const char *client_id)
 		return NULL;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
-	c->timeout_ms = DEFAULT_TIMEOUT_MS;
+	c->timeout_ms = default_timeout_ms();
 	c->server_disconnect_rc = -1;
 	tpaho_tune();
 
@@ -283,7 +291,7 @@ void tclient_free(struct tclient *c)
 
 void tclient_set_timeout(struct tclient *c, int timeout_ms)
 {
-	c->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+	c->timeout_ms = timeout_ms > 0 ? timeout_ms : default_timeout_ms();
 }
 
 /* ---- connect ------------------------------------------------------------------------- */
