@@ -686,6 +686,13 @@ static void shutdown_worker(mqim_client *c)
 	pthread_cond_broadcast(&c->done);
 	pthread_mutex_unlock(&c->mu);
 
+	/* The read-only connection first: the writer, closing last, then
+	 * checkpoints the write-ahead log into mqim.db and removes it, so that
+	 * mqim.db alone holds everything (a backup copying only it misses
+	 * nothing). */
+	pthread_mutex_lock(&c->rd_mu);
+	mqim__db_close(&c->rdb);
+	pthread_mutex_unlock(&c->rd_mu);
 	mqim__seen_close(&c->seen);
 	mqim__hist_close(&c->hist);
 	mqim__roster_close(&c->roster);

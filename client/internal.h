@@ -69,8 +69,8 @@ struct mqim__ev {
 	int reason;               /* MQTT reason code for failures */
 	int64_t seq;              /* PUB_DONE: outbox seq, < 0 for presence */
 	uint8_t id[16];           /* PUB_DONE: the envelope id */
-	bool ok;
-	bool refused;             /* PUB_DONE: the broker said no (>= 0x80) */
+	bool ok;                  /* PUB_DONE: acknowledged; SUB_DONE: granted */
+	bool refused;             /* PUB_DONE, SUB_DONE: the broker said no (>= 0x80) */
 	bool session_present;
 	unsigned recv_max;        /* CONNECTED: Receive Maximum, 65535 if absent */
 	struct mqim__call *call;  /* CALL */
@@ -241,6 +241,10 @@ void mqim__link_timers(mqim_client *c, int64_t mono);
 /* The link is dead (no ack in time): drop it and connect again now. */
 void mqim__link_dead(mqim_client *c, int err);
 int mqim__link_subscribe(mqim_client *c, const char *topic, bool no_local);
+/* What paho's answer to a subscription means: MQIM_OK (granted),
+ * MQIM_EDENIED (refused: SUBACK reason >= 0x80) or MQIM_ECONN (answered =
+ * false with no reason: the link failed before the SUBACK).  Pure. */
+int mqim__sub_outcome(bool answered, int reason);
 int mqim__link_unsubscribe(mqim_client *c, const char *topic);
 /* Publish payload on the current handle; ctx seq / id come back in an
  * EV_PUB_DONE.  marked: a receipt-driven resend, sent with the user

@@ -173,13 +173,25 @@ static void on_pub_fail(void *ctx, MQTTAsync_failureData5 *r)
 	pub_done(ctx, false, reason >= 0x80, reason);
 }
 
-static void sub_done(struct subctx *s, int reason)
+int mqim__sub_outcome(bool answered, int reason)
+{
+	if (reason >= 0x80)
+		return MQIM_EDENIED;
+	return answered ? MQIM_OK : MQIM_ECONN;
+}
+
+/* code: paho's failure code (0 for a SUBACK). */
+static void sub_done(struct subctx *s, bool answered, int reason, int code)
 {
 	size_t tlen = strlen(s->topic);
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_SUB_DONE, tlen + 1);
 	if (ev) {
+		int outcome = mqim__sub_outcome(answered, reason);
 		ev->epoch = s->epoch;
+		ev->ok = outcome == MQIM_OK;
+		ev->refused = outcome == MQIM_EDENIED;
 		ev->reason = reason;
+		ev->code = code;
 		ev->topic = (char *)ev->data;
 		memcpy(ev->topic, s->topic, tlen + 1);
 		mqim__post(s->c, ev);
@@ -189,13 +201,14 @@ static void sub_done(struct subctx *s, int reason)
 
 static void on_sub_ok(void *ctx, MQTTAsync_successData5 *r)
 {
-	sub_done(ctx, r ? (int)r->reasonCode : 0);
+	sub_done(ctx, true, r ? (int)r->reasonCode : 0, 0);
 }
 
+/* Paho calls this for a SUBACK that refuses (reason >= 0x80), and also
+ * when the subscription never got an answer (the link went first). */
 static void on_sub_fail(void *ctx, MQTTAsync_failureData5 *r)
 {
-	int reason = r ? (int)r->reasonCode : 0;
-	sub_done(ctx, reason >= 0x80 ? reason : 0x80);
+	sub_done(ctx, false, r ? (int)r->reasonCode : 0, r ? r->code : -1);
 }
 
 static void on_disc_done(void *ctx, MQTTAsync_successData5 *r)
@@ -610,6 +623,21 @@ static void attempt_done(mqim_client *c, struct mqim__connctx *cc)
 	}
 }
 
+/* A refused subscription is the broker's answer; one without an answer
+ * failed with the link, and subscribe_all() makes it again on the next
+ * connection. */
+static void sub_answered(mqim_client *c, const struct mqim__ev *ev)
+{
+	if (ev->refused)
+		mqim__note_error(c, MQIM_EDENIED, "the broker refused the subscription to %s "
+				 "(reason 0x%02x)%s", ev->topic, ev->reason,
+				 strncmp(ev->topic, "im/g/", 5) == 0 ? ": not a member of the group?" : "");
+	else if (!ev->ok)
+		mqim__note_error(c, MQIM_ECONN, "the subscription to %s got no answer (paho code "
+				 "%d): the link failed; it is made again on the next connection",
+				 ev->topic, ev->code);
+}
+
 void mqim__link_event(mqim_client *c, struct mqim__ev *ev)
 {
 	if (ev->type == MQIM_EV_CONNECTED || ev->type == MQIM_EV_CONNECT_FAILED)
@@ -648,10 +676,7 @@ void mqim__link_event(mqim_client *c, struct mqim__ev *ev)
 		schedule_retry(c, MQIM_ECONN);
 		break;
 	case MQIM_EV_SUB_DONE:
-		if (ev->reason >= 0x80)
-			mqim__note_error(c, MQIM_EDENIED, "the broker refused the subscription to %s "
-					 "(reason 0x%02x)%s", ev->topic, ev->reason,
-					 strncmp(ev->topic, "im/g/", 5) == 0 ? ": not a member of the group?" : "");
+		sub_answered(c, ev);
 		break;
 	default:
 		break;

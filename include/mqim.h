@@ -275,7 +275,9 @@ MQIM_EXPORT int mqim_logout(mqim_client *c);
 
 /* Disconnect (presence "offline", the session kept), stop the library
  * thread, close the database, free c.  NULL is allowed.  Messages still in
- * the outbox go out on the next start.  No callback comes after it returns
+ * the outbox go out on the next start.  The database is left whole in
+ * {data_dir}/mqim.db: its write-ahead log is written back and removed (a
+ * copy of that one file is a complete backup).  No callback comes after it returns
  * (called from a callback: once that callback returns). */
 MQIM_EXPORT void mqim_close(mqim_client *c);
 
