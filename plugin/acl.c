@@ -3,8 +3,12 @@
  * Mosquitto asks this callback before a subscription (with the filter), at
  * each delivery to a subscriber (read, with the topic and payload), and for
  * each publish and will (write, with the payload).  Every answer comes from
- * the in-memory tables: one classification of the topic, one user lookup,
- * at most one membership lookup.
+ * the in-memory tables: one classification of the topic, the client's user
+ * and at most one membership lookup.  The user comes from the client's
+ * session (sessions.c: one probe by pointer, then its cache), as does the
+ * group it last used, so a delivery to a group member usually costs two
+ * comparisons and no hash of a name; a client without a session (a will,
+ * sent after its disconnect) is looked up by name.
  *
  * Return contract (Mosquitto 2.0):
  *   MOSQ_ERR_SUCCESS     allowed
@@ -13,6 +17,7 @@
  * This plugin never defers: a topic it does not know is refused, so no
  * later plugin or default can open $CONTROL or im/ by accident.
  */
+#include <endian.h>
 #include <string.h>
 
 #include <mosquitto.h>
@@ -23,9 +28,53 @@
 #include "plugin.h"
 #include "topics.h"
 
-static bool same_name(const struct mqim_topic *t, const char *user)
+static bool same_name(const struct mqim_topic *t, const struct mqim_user *u)
 {
-	return strlen(user) == t->name_len && !memcmp(t->name, user, t->name_len);
+	return u->name_len == t->name_len && !memcmp(t->name, u->name, t->name_len);
+}
+
+/* Classify topic into *t, from ctx->topic_cache when it holds the same
+ * string; *g is then the group a group topic names (NULL if none, or not
+ * known).  t->name points into topic. */
+static void classify(struct mqim_ctx *ctx, const char *topic, struct mqim_topic *t,
+		     struct mqim_group **g)
+{
+	struct mqim_topic_cache *c = &ctx->topic_cache;
+	if (topic != c->ptr || strcmp(topic, c->copy)) {
+		mqim_topic_classify(topic, t);
+		size_t len = t->name ? (size_t)(t->name - topic) + t->name_len : 0;
+		if (len == 0 || len >= sizeof(c->copy) || topic[len]) {
+			*g = NULL;
+			return;
+		}
+		memcpy(c->copy, topic, len + 1);
+		c->ptr = topic;
+		c->t = *t;
+		c->name_off = (size_t)(t->name - topic);
+		c->epoch = ctx->epoch - 1;
+	}
+	*t = c->t;
+	t->name = topic + c->name_off;
+	if (c->epoch != ctx->epoch) {
+		c->group = t->kind == MQIM_TOPIC_GROUP ? mqim__group_find_n(ctx, t->name, t->name_len)
+						       : NULL;
+		c->epoch = ctx->epoch;
+	}
+	*g = c->group;
+}
+
+/* u is a member of the group t names.  g, when not NULL, is that group;
+ * s, when not NULL, u's session: the group it last found is compared
+ * first (one pointer compare), and kept. */
+static bool member(struct mqim_session *s, struct mqim_user *u, const struct mqim_topic *t,
+		   const struct mqim_group *g)
+{
+	if (s && g && s->group == g)
+		return true;
+	struct mqim_group *found = mqim__member_group(u, t->name, t->name_len);
+	if (found && s)
+		s->group = found;
+	return found != NULL;
 }
 
 static bool poisoned(struct mqim_ctx *ctx, const void *payload)
@@ -41,9 +90,9 @@ static const char *check_subscribe(struct mqim_user *u, const struct mqim_topic 
 {
 	switch (t->kind) {
 	case MQIM_TOPIC_INBOX:
-		return same_name(t, u->name) ? NULL : "inbox of another user";
+		return same_name(t, u) ? NULL : "inbox of another user";
 	case MQIM_TOPIC_GROUP:
-		return mqim__is_member(u, t->name, t->name_len) ? NULL : "not a member of the group";
+		return member(NULL, u, t, NULL) ? NULL : "not a member of the group";
 	case MQIM_TOPIC_PRESENCE:
 		return NULL;
 	case MQIM_TOPIC_CONTROL_RESP:
@@ -67,26 +116,26 @@ static const char *check_subscribe(struct mqim_user *u, const struct mqim_topic 
 static bool predates(const struct mqim_user *u, const void *payload, uint32_t len)
 {
 	const uint8_t *t = (const uint8_t *)payload + len - 13;
-	uint64_t bts = 0;
+	uint64_t bts;
 	if (!u->since_ms || len < 13 || memcmp(t, "\xa3" "bts" "\xcf", 5))
 		return false;
-	for (int i = 5; i < 13; i++)
-		bts = bts << 8 | t[i];
-	return bts < u->since_ms;
+	memcpy(&bts, t + 5, sizeof(bts));
+	return be64toh(bts) < u->since_ms;
 }
 
 /* Deliveries: re-checked each time, so a removal bites at once.  Payload
  * pointers of duplicates are never delivered (message.c). */
-static const char *check_read(struct mqim_ctx *ctx, struct mqim_user *u,
-			      const struct mqim_topic *t, const void *payload, uint32_t len)
+static const char *check_read(struct mqim_ctx *ctx, struct mqim_session *s, struct mqim_user *u,
+			      const struct mqim_topic *t, const struct mqim_group *g,
+			      const void *payload, uint32_t len)
 {
 	switch (t->kind) {
 	case MQIM_TOPIC_INBOX:
-		if (!same_name(t, u->name))
+		if (!same_name(t, u))
 			return "inbox of another user";
 		return poisoned(ctx, payload) || predates(u, payload, len) ? "" : NULL;
 	case MQIM_TOPIC_GROUP:
-		if (!mqim__is_member(u, t->name, t->name_len))
+		if (!member(s, u, t, g))
 			return "not a member of the group";
 		return poisoned(ctx, payload) || predates(u, payload, len) ? "" : NULL;
 	case MQIM_TOPIC_PRESENCE:
@@ -100,56 +149,54 @@ static const char *check_read(struct mqim_ctx *ctx, struct mqim_user *u,
 	}
 }
 
-/* The envelope must be valid, from the login, and to the topic's name. */
-static const char *check_envelope(struct mqim_ctx *ctx, const struct mosquitto *client,
+/* The envelope must be valid, from the login, and to the topic's name.
+ * Kept in ctx->last_write for the message event that follows. */
+static const char *check_envelope(struct mqim_ctx *ctx, struct mqim_session *s,
 				  struct mqim_user *u, const struct mqim_topic *t,
 				  const struct mosquitto_evt_acl_check *ed)
 {
-	struct mqim_env env;
+	struct mqim_last_write *lw = &ctx->last_write;
 	struct mqim_env_error err;
 
-	if (mqim_env_decode(ed->payload, ed->payloadlen, ctx->opts.max_payload, &env, &err))
+	lw->payload = NULL;
+	if (mqim_env_decode(ed->payload, ed->payloadlen, ctx->opts.max_payload, &lw->env, &err))
 		return mqim_env_error_text(&err, ctx->why, sizeof(ctx->why));
-	if (!mqim_str_eq(env.fr, u->name))
+	if (lw->env.fr.len != u->name_len || memcmp(lw->env.fr.ptr, u->name, u->name_len))
 		return "envelope 'fr' is not the logged-in user";
-	if (env.to.len != t->name_len || memcmp(env.to.ptr, t->name, t->name_len))
+	if (lw->env.to.len != t->name_len || memcmp(lw->env.to.ptr, t->name, t->name_len))
 		return "envelope 'to' does not match the topic";
-	if (t->kind == MQIM_TOPIC_PRESENCE && !mqim_str_eq(env.t, "presence"))
+	if (t->kind == MQIM_TOPIC_PRESENCE && !mqim_str_eq(lw->env.t, "presence"))
 		return "only 't: presence' envelopes go to a presence topic";
-	ctx->last_write.payload = ed->payload;
-	ctx->last_write.len = ed->payloadlen;
-	ctx->last_write.client = client;
-	ctx->last_write.user = u;
-	ctx->last_write.env = env;
+	lw->payload = ed->payload;
+	lw->len = ed->payloadlen;
+	lw->client = ed->client;
+	lw->topic = ed->topic;
+	lw->t = *t;
+	lw->user = u;
+	lw->session = s;
 	return NULL;
 }
 
 /* Mosquitto sends a will after the disconnect event removed the session,
- * so a write from a client without a session is its will. */
-static bool is_will(struct mqim_ctx *ctx, const struct mosquitto *client)
-{
-	struct mqim_session *s;
-	HASH_FIND_PTR(ctx->sessions, &client, s);
-	return s == NULL;
-}
-
-static const char *check_write(struct mqim_ctx *ctx, const struct mosquitto *client,
+ * so a write from a client without a session (has_session false) is its
+ * will.  s is the client's session when its cache may be used. */
+static const char *check_write(struct mqim_ctx *ctx, bool has_session, struct mqim_session *s,
 			       struct mqim_user *u, const struct mqim_topic *t,
-			       const struct mosquitto_evt_acl_check *ed)
+			       const struct mqim_group *g, const struct mosquitto_evt_acl_check *ed)
 {
-	if (t->kind != MQIM_TOPIC_PRESENCE && is_will(ctx, client))
+	if (t->kind != MQIM_TOPIC_PRESENCE && !has_session)
 		return "a will may only go to the user's own presence topic";
 	switch (t->kind) {
 	case MQIM_TOPIC_INBOX:
 		break;
 	case MQIM_TOPIC_GROUP:
-		if (!mqim__is_member(u, t->name, t->name_len))
+		if (!member(s, u, t, g))
 			return "not a member of the group";
 		break;
 	case MQIM_TOPIC_PRESENCE:
-		if (!same_name(t, u->name))
+		if (!same_name(t, u))
 			return "presence of another user";
-		return check_envelope(ctx, client, u, t, ed);
+		return check_envelope(ctx, s, u, t, ed);
 	case MQIM_TOPIC_CONTROL:
 		return u->admin ? NULL : "admins only";
 	case MQIM_TOPIC_CONTROL_RESP:
@@ -162,7 +209,22 @@ static const char *check_write(struct mqim_ctx *ctx, const struct mosquitto *cli
 	}
 	if (ed->retain)
 		return "retained messages are refused on inboxes and groups";
-	return check_envelope(ctx, client, u, t, ed);
+	return check_envelope(ctx, s, u, t, ed);
+}
+
+/* The client's user, from its session when it has one whose login is the
+ * client's username (*s is then that session, else NULL), else by name.
+ * *has_session tells whether the client pointer has a session at all. */
+static struct mqim_user *client_user(struct mqim_ctx *ctx, const struct mosquitto *client,
+				     struct mqim_session **s, bool *has_session)
+{
+	const char *name = mosquitto_client_username(client);
+	*s = mqim__session_find(ctx, client);
+	*has_session = *s != NULL;
+	if (*s && name && !strcmp(name, (*s)->user))
+		return mqim__session_user(ctx, *s);
+	*s = NULL;
+	return mqim__user_find(ctx, name);
 }
 
 int mqim__on_acl_check(int event, void *event_data, void *userdata)
@@ -170,12 +232,15 @@ int mqim__on_acl_check(int event, void *event_data, void *userdata)
 	struct mosquitto_evt_acl_check *ed = event_data;
 	struct mqim_ctx *ctx = userdata;
 	struct mqim_topic t;
+	struct mqim_group *g;
 	const char *reason, *what;
 
 	if (ed->access == MOSQ_ACL_UNSUBSCRIBE)
 		return MOSQ_ERR_SUCCESS;
 
-	struct mqim_user *u = mqim__user_find(ctx, mosquitto_client_username(ed->client));
+	struct mqim_session *s;
+	bool has_session;
+	struct mqim_user *u = client_user(ctx, ed->client, &s, &has_session);
 	const char *nouser = !u ? "unknown user" : u->disabled ? "user is disabled" : NULL;
 	if (nouser)
 		u = NULL;
@@ -184,14 +249,14 @@ int mqim__on_acl_check(int event, void *event_data, void *userdata)
 		mqim_filter_classify(ed->topic, &t);
 		reason = !u ? nouser : check_subscribe(u, &t);
 	} else if (ed->access == MOSQ_ACL_READ) {
-		mqim_topic_classify(ed->topic, &t);
-		reason = !u ? nouser : check_read(ctx, u, &t, ed->payload, ed->payloadlen);
+		classify(ctx, ed->topic, &t, &g);
+		reason = !u ? nouser : check_read(ctx, s, u, &t, g, ed->payload, ed->payloadlen);
 		/* deliveries are not logged: a refusal here is routine, not an attack */
 		return reason ? MOSQ_ERR_ACL_DENIED : MOSQ_ERR_SUCCESS;
 	} else {
 		what = "publish";
-		mqim_topic_classify(ed->topic, &t);
-		reason = !u ? nouser : check_write(ctx, ed->client, u, &t, ed);
+		classify(ctx, ed->topic, &t, &g);
+		reason = !u ? nouser : check_write(ctx, has_session, s, u, &t, g, ed);
 	}
 	if (!reason)
 		return MOSQ_ERR_SUCCESS;

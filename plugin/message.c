@@ -93,22 +93,36 @@ void mqim__poison_free(struct mqim_ctx *ctx)
 	ctx->poison_count = 0;
 }
 
-/* The decoded envelope, from the write check that just ran when it can
- * (the same payload of the same client), else decoded again. */
-static int envelope_of(struct mqim_ctx *ctx, const struct mosquitto_evt_message *ed,
-		       struct mqim_env *env, struct mqim_user **u)
+/* The topic, the publisher and the decoded envelope, from the write check
+ * that just ran when it can (the same topic and payload of the same
+ * client), else classified, looked up and decoded again (*s NULL then).
+ * *env points into the payload.  MQIM_ENOTFOUND for a topic that is not
+ * im/u, im/g or im/p. */
+static int message_of(struct mqim_ctx *ctx, const struct mosquitto_evt_message *ed,
+		      struct mqim_topic *t, const struct mqim_env **env, struct mqim_user **u,
+		      struct mqim_session **s)
 {
 	struct mqim_last_write *lw = &ctx->last_write;
-	if (lw->payload == ed->payload && lw->len == ed->payloadlen && lw->client == ed->client) {
-		*env = lw->env;
+	if (lw->payload == ed->payload && lw->len == ed->payloadlen && lw->client == ed->client &&
+	    lw->topic == ed->topic) {
+		*t = lw->t;
+		*env = &lw->env;
 		*u = lw->user;
+		*s = lw->session;
 		lw->payload = NULL;
 		return MQIM_OK;
 	}
+	*s = NULL;
+	mqim_topic_classify(ed->topic, t);
+	if (t->kind != MQIM_TOPIC_INBOX && t->kind != MQIM_TOPIC_GROUP &&
+	    t->kind != MQIM_TOPIC_PRESENCE)
+		return MQIM_ENOTFOUND;
 	*u = mqim__user_find(ctx, mosquitto_client_username(ed->client));
 	if (!*u)
-		return MQIM_ENOTFOUND;
-	return mqim_env_decode(ed->payload, ed->payloadlen, ctx->opts.max_payload, env, NULL);
+		return MQIM_EINVAL;
+	*env = &lw->env;
+	lw->payload = NULL;
+	return mqim_env_decode(ed->payload, ed->payloadlen, ctx->opts.max_payload, &lw->env, NULL);
 }
 
 static void hex16(const uint8_t id[16], char out[33])
@@ -121,27 +135,53 @@ static void hex16(const uint8_t id[16], char out[33])
 	out[32] = '\0';
 }
 
+/* The user whose inbox t names; s, when not NULL, is the sender's
+ * session, whose cache holds the last one. */
+static struct mqim_user *inbox_owner(struct mqim_ctx *ctx, struct mqim_session *s,
+				     const struct mqim_topic *t)
+{
+	struct mqim_user *to = s ? s->peer : NULL;
+	if (to && to->name_len == t->name_len && !memcmp(to->name, t->name, t->name_len))
+		return to;
+	to = mqim__user_find_n(ctx, t->name, t->name_len);
+	if (s)
+		s->peer = to;
+	return to;
+}
+
+/* True when a member of g other than from has no session. */
+static bool someone_offline(const struct mqim_group *g, const char *from)
+{
+	struct mqim_member *m, *tmp;
+	HASH_ITER(gh, g->members, m, tmp)
+		if (!m->user->online && strcmp(m->user->name, from))
+			return true;
+	return false;
+}
+
 /* Push: one small JSON notice per message whose recipients have no session,
  * for a push gateway (an admin account) subscribed to MQIM_PUSH_TOPIC.  No
- * body: the gateway learns who wrote to whom, not what. */
-static void push_notify(struct mqim_ctx *ctx, const struct mqim_topic *t, const char *from,
-			const uint8_t id[16], uint64_t bts)
+ * body: the gateway learns who wrote to whom, not what.  s as for
+ * inbox_owner(). */
+static void push_notify(struct mqim_ctx *ctx, struct mqim_session *s, const struct mqim_topic *t,
+			const char *from, const uint8_t id[16], uint64_t bts)
 {
 	char buf[1024], hex[33];
 	int n;
 
-	hex16(id, hex);
 	if (t->kind == MQIM_TOPIC_INBOX) {
-		struct mqim_user *to = mqim__user_find_n(ctx, t->name, t->name_len);
+		struct mqim_user *to = inbox_owner(ctx, s, t);
 		if (!to || to->online)
 			return;
+		hex16(id, hex);
 		n = snprintf(buf, sizeof(buf), "{\"to\":\"%s\",\"from\":\"%s\",\"id\":\"%s\",\"bts\":%" PRIu64 "}",
 			     to->name, from, hex, bts);
 	} else {
 		struct mqim_group *g = mqim__group_find_n(ctx, t->name, t->name_len);
 		struct mqim_member *m, *tmp;
-		if (!g)
+		if (!g || !someone_offline(g, from))
 			return;
+		hex16(id, hex);
 		n = snprintf(buf, sizeof(buf), "{\"group\":\"%s\",\"from\":\"%s\",\"id\":\"%s\",\"bts\":%" PRIu64 ",\"to\":[",
 			     g->name, from, hex, bts);
 		size_t before = (size_t)n;
@@ -216,15 +256,14 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 	struct mosquitto_evt_message *ed = event_data;
 	struct mqim_ctx *ctx = userdata;
 	struct mqim_topic t;
-	struct mqim_env env;
-
-	mqim_topic_classify(ed->topic, &t);
-	if (t.kind != MQIM_TOPIC_INBOX && t.kind != MQIM_TOPIC_GROUP &&
-	    t.kind != MQIM_TOPIC_PRESENCE)
-		return MOSQ_ERR_SUCCESS; /* the write check let nothing else through */
-
+	const struct mqim_env *env;
 	struct mqim_user *u = NULL;
-	if (envelope_of(ctx, ed, &env, &u) != MQIM_OK) {
+	struct mqim_session *s;
+
+	int rc = message_of(ctx, ed, &t, &env, &u, &s);
+	if (rc == MQIM_ENOTFOUND)
+		return MOSQ_ERR_SUCCESS; /* the write check let nothing else through */
+	if (rc != MQIM_OK) {
 		mqim__deny(ed->client, "publish", ed->topic, "envelope no longer valid");
 		return MOSQ_ERR_ACL_DENIED;
 	}
@@ -233,7 +272,7 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 	if (!rate_ok(ctx, u, ed->client, ed->topic, bts))
 		return MOSQ_ERR_ACL_DENIED;
 	bool dup = t.kind != MQIM_TOPIC_PRESENCE &&
-		   mqim_dedup_seen(ctx->dedup, u->idx, env.id, bts, &bts);
+		   mqim_dedup_seen(ctx->dedup, u->idx, env->id, bts, &bts);
 	if (dup && marked_resend(ed->properties)) {
 		dup = false;
 		mosquitto_log_printf(MOSQ_LOG_DEBUG, "mqim: marked resend from user=%s delivered again",
@@ -245,7 +284,7 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 	size_t len;
 	if (!out)
 		return MOSQ_ERR_ACL_DENIED; /* out of memory: refuse, the sender retries */
-	if (mqim_env_stamp_decoded(&env, ed->payload, ed->payloadlen, bts, out, cap, &len) != MQIM_OK) {
+	if (mqim_env_stamp_decoded(env, ed->payload, ed->payloadlen, bts, out, cap, &len) != MQIM_OK) {
 		mqim__free(out);
 		mqim__deny(ed->client, "publish", ed->topic, "envelope could not be stamped");
 		return MOSQ_ERR_ACL_DENIED;
@@ -259,7 +298,7 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 		mosquitto_log_printf(MOSQ_LOG_DEBUG, "mqim: duplicate from user=%s acknowledged, not delivered",
 				     u->name);
 	} else if (ctx->opts.push && t.kind != MQIM_TOPIC_PRESENCE) {
-		push_notify(ctx, &t, u->name, env.id, bts);
+		push_notify(ctx, s, &t, u->name, env->id, bts);
 	}
 	ed->payload = out; /* the broker frees the old payload */
 	ed->payloadlen = (uint32_t)len;

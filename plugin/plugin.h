@@ -28,6 +28,7 @@
 #include "names.h"
 #include "passwd.h"
 #include "store.h"
+#include "topics.h"
 
 struct mosquitto;
 struct mosquitto_plugin_id_t;
@@ -74,6 +75,7 @@ struct mqim_member {
 struct mqim_user {
 	UT_hash_handle hh;          /* ctx->users, key: name */
 	char name[MQIM_NAME_MAX + 1];
+	size_t name_len;
 	char *hash;                 /* encoded password hash, owned */
 	uint32_t idx;               /* stable while the broker runs; dedup key */
 	bool admin;
@@ -95,6 +97,7 @@ struct mqim_user {
 struct mqim_group {
 	UT_hash_handle hh;          /* ctx->groups, key: name */
 	char name[MQIM_NAME_MAX + 1];
+	size_t name_len;
 	struct mqim_member *members; /* by user name (gh) */
 };
 
@@ -104,6 +107,8 @@ struct mqim_user *mqim__user_find(struct mqim_ctx *ctx, const char *name);
 struct mqim_user *mqim__user_find_n(struct mqim_ctx *ctx, const char *name, size_t len);
 struct mqim_group *mqim__group_find_n(struct mqim_ctx *ctx, const char *name, size_t len);
 bool mqim__is_member(const struct mqim_user *u, const char *gid, size_t len);
+/* The group named gid of which u is a member, or NULL. */
+struct mqim_group *mqim__member_group(const struct mqim_user *u, const char *gid, size_t len);
 
 int mqim__user_put(struct mqim_ctx *ctx, const char *name, const char *hash, bool admin,
 		   bool disabled);
@@ -122,12 +127,21 @@ void mqim__users_free(struct mqim_ctx *ctx);
 
 /* ---- sessions (sessions.c) --------------------------------------------- */
 
+/* A logged-in connection.  Besides the login, it caches what the checks of
+ * every message would otherwise look up by name: its user, the group it
+ * last used and the inbox it last wrote to.  The cache holds pointers into
+ * the tables, valid only while ctx->epoch equals the session's epoch (every
+ * change of the tables moves ctx->epoch on): mqim__session_user() renews it. */
 struct mqim_session {
 	UT_hash_handle hh;          /* ctx->sessions, key: client pointer; oldest first */
 	UT_hash_handle hh_id;       /* ctx->sessions_by_id, key: client_id */
 	const struct mosquitto *client;
 	char *client_id;            /* owned copy, for targeted kicks */
 	time_t token_exp;           /* 0, or when the login token expires */
+	uint64_t epoch;             /* ctx->epoch when the cache was filled */
+	struct mqim_user *u;        /* the user named user, or NULL */
+	struct mqim_group *group;   /* a group of which u is a member, or NULL */
+	struct mqim_user *peer;     /* a user whose inbox this session wrote to, or NULL */
 	char user[MQIM_NAME_MAX + 1];
 };
 
@@ -135,6 +149,13 @@ void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, con
 		       time_t token_exp);
 void mqim__session_remove(struct mqim_ctx *ctx, const struct mosquitto *client);
 void mqim__sessions_free(struct mqim_ctx *ctx);
+
+/* The session of client, or NULL: O(1), one multiply and a probe or two. */
+struct mqim_session *mqim__session_find(const struct mqim_ctx *ctx,
+					const struct mosquitto *client);
+/* The session's user (NULL if it no longer exists), from its cache; the
+ * cache is renewed first when the tables changed since it was filled. */
+struct mqim_user *mqim__session_user(struct mqim_ctx *ctx, struct mqim_session *s);
 
 /* Queue a user's connections to be closed at the next tick. */
 void mqim__kick_later(struct mqim_ctx *ctx, const char *user);
@@ -219,13 +240,33 @@ struct mqim_poison {
 };
 
 /* The last publish that passed the write check, so the message event that
- * follows it does not decode the envelope a second time. */
+ * follows it (Mosquitto calls both from one handle__publish(), with the
+ * same topic and payload pointers) neither classifies the topic nor
+ * decodes the envelope a second time.  Cleared when used, and when the
+ * session it names ends. */
 struct mqim_last_write {
 	const void *payload;
 	uint32_t len;
 	const struct mosquitto *client;
+	const char *topic;
+	struct mqim_topic t;            /* points into topic */
 	struct mqim_user *user;         /* the publisher: tables do not change in between */
+	struct mqim_session *session;   /* its session when its cache is usable, or NULL */
 	struct mqim_env env;            /* points into payload */
+};
+
+/* The last im/ topic classified (acl.c).  The write check of a publish and
+ * every delivery of it that follows are given the same topic string, so
+ * one entry saves a classification per delivery.  A string is recognised
+ * by its address and then its bytes (an address may be reused). */
+#define MQIM_TOPIC_CACHE (5 + MQIM_NAME_MAX + 1)
+struct mqim_topic_cache {
+	const char *ptr;                /* the string classified, or NULL */
+	char copy[MQIM_TOPIC_CACHE];    /* its bytes */
+	struct mqim_topic t;            /* t.name is unused: see name_off */
+	size_t name_off;                /* where the name starts in the string */
+	struct mqim_group *group;       /* the group a group topic names, or NULL */
+	uint64_t epoch;                 /* ctx->epoch when group was looked up */
 };
 
 struct mqim_ctx {
@@ -236,15 +277,23 @@ struct mqim_ctx {
 	struct mqim_user *users;        /* by name */
 	struct mqim_group *groups;      /* by name */
 	uint32_t next_user_idx;
+	uint64_t epoch;                 /* moves on at every change of users, groups
+	                                 * or memberships: see struct mqim_session */
 
-	struct mqim_session *sessions;  /* by client pointer */
+	struct mqim_session *sessions;  /* by client pointer, in login order */
 	struct mqim_session *sessions_by_id; /* the same, by client id */
+	struct mqim_session **slots;    /* the same, by client pointer: open
+	                                 * addressing, at most half full */
+	size_t slot_mask;               /* slots - 1, a power of two minus one */
+	unsigned slot_shift;            /* 64 - log2(slots) */
+	size_t session_count;
 	struct mqim_kick *kicks;        /* to run at the next tick */
 
 	struct mqim_dedup *dedup;
 	struct mqim_poison *poison;     /* in insertion order */
 	unsigned poison_count;
 	struct mqim_last_write last_write;
+	struct mqim_topic_cache topic_cache;
 	char why[160];                  /* text of the last envelope refusal */
 
 	/* auth.c */

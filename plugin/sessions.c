@@ -5,6 +5,13 @@
  * for a connection that never logged in is simply not found.  Each user
  * keeps a count of its sessions (presence, push).  Kicks are queued here and
  * run from the tick, never inside the callback that asked for them.
+ *
+ * Every check of every message starts by finding the session of a client
+ * pointer, so besides uthash's table (which keeps the login order) the
+ * sessions are indexed by an open-addressing table of their own: Fibonacci
+ * hashing of the pointer, linear probing, at most half full, deletion by
+ * backward shift.  Client pointers come from the broker's allocator, not
+ * from clients, so nobody can aim at one slot.
  */
 #include <string.h>
 
@@ -29,20 +36,100 @@ static void session_free(struct mqim_session *s)
 	mqim__free(s);
 }
 
+/* ---- the index by client pointer ---------------------------------------- */
+
+static size_t slot_of(const struct mqim_ctx *ctx, const struct mosquitto *client)
+{
+	return (size_t)(((uint64_t)(uintptr_t)client * UINT64_C(0x9e3779b97f4a7c15)) >>
+			ctx->slot_shift);
+}
+
+static void slot_put(struct mqim_ctx *ctx, struct mqim_session *s)
+{
+	size_t i = slot_of(ctx, s->client);
+	while (ctx->slots[i])
+		i = (i + 1) & ctx->slot_mask;
+	ctx->slots[i] = s;
+}
+
+/* Room for one more session; on error nothing is changed. */
+static int slots_reserve(struct mqim_ctx *ctx)
+{
+	size_t cap = ctx->slots ? ctx->slot_mask + 1 : 0;
+	if ((ctx->session_count + 1) * 2 <= cap)
+		return MQIM_OK;
+	size_t ncap = cap ? cap * 2 : 64;
+	struct mqim_session **old = ctx->slots;
+	struct mqim_session **slots = mqim__calloc(ncap, sizeof(*slots));
+	if (!slots)
+		return MQIM_ENOMEM;
+	ctx->slots = slots;
+	ctx->slot_mask = ncap - 1;
+	ctx->slot_shift = 64u - (unsigned)__builtin_ctzll(ncap);
+	for (size_t i = 0; i < cap; i++)
+		if (old[i])
+			slot_put(ctx, old[i]);
+	mqim__free(old);
+	return MQIM_OK;
+}
+
+static void slot_del(struct mqim_ctx *ctx, const struct mqim_session *s)
+{
+	size_t i = slot_of(ctx, s->client);
+	while (ctx->slots[i] != s)
+		i = (i + 1) & ctx->slot_mask;
+	ctx->slots[i] = NULL;
+	/* pull back every later entry of the run that may no longer be found */
+	for (size_t j = (i + 1) & ctx->slot_mask; ctx->slots[j]; j = (j + 1) & ctx->slot_mask) {
+		size_t home = slot_of(ctx, ctx->slots[j]->client);
+		if (((j - home) & ctx->slot_mask) >= ((j - i) & ctx->slot_mask)) {
+			ctx->slots[i] = ctx->slots[j];
+			ctx->slots[j] = NULL;
+			i = j;
+		}
+	}
+}
+
+struct mqim_session *mqim__session_find(const struct mqim_ctx *ctx,
+					const struct mosquitto *client)
+{
+	if (!ctx->session_count)
+		return NULL;
+	for (size_t i = slot_of(ctx, client);; i = (i + 1) & ctx->slot_mask) {
+		struct mqim_session *s = ctx->slots[i];
+		if (!s || s->client == client)
+			return s;
+	}
+}
+
+struct mqim_user *mqim__session_user(struct mqim_ctx *ctx, struct mqim_session *s)
+{
+	if (s->epoch != ctx->epoch) {
+		s->u = mqim__user_find(ctx, s->user);
+		s->group = NULL;
+		s->peer = NULL;
+		s->epoch = ctx->epoch;
+	}
+	return s->u;
+}
+
 static void session_drop(struct mqim_ctx *ctx, struct mqim_session *s)
 {
 	user_online(ctx, s->user, -1);
 	HASH_DEL(ctx->sessions, s);
 	HASH_DELETE(hh_id, ctx->sessions_by_id, s);
+	slot_del(ctx, s);
+	ctx->session_count--;
+	if (ctx->last_write.session == s)
+		ctx->last_write.session = NULL, ctx->last_write.payload = NULL;
 	session_free(s);
 }
 
 void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, const char *user,
 		       time_t token_exp)
 {
-	struct mqim_session *s;
+	struct mqim_session *s = mqim__session_find(ctx, client);
 	const char *id = mosquitto_client_id(client);
-	HASH_FIND_PTR(ctx->sessions, &client, s);
 	if (s) /* the same connection logging in again cannot happen; be safe */
 		session_drop(ctx, s);
 	/* A login with the client id of a live session takes that session over:
@@ -54,7 +141,7 @@ void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, con
 		if (s)
 			session_drop(ctx, s);
 	}
-	s = mqim__calloc(1, sizeof(*s));
+	s = slots_reserve(ctx) == MQIM_OK ? mqim__calloc(1, sizeof(*s)) : NULL;
 	if (s)
 		s->client_id = mqim__strdup(id ? id : "");
 	if (!s || !s->client_id) {
@@ -67,9 +154,12 @@ void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, con
 	}
 	s->client = client;
 	s->token_exp = token_exp;
+	s->epoch = ctx->epoch - 1; /* the cache is empty */
 	snprintf(s->user, sizeof(s->user), "%s", user);
 	HASH_ADD_PTR(ctx->sessions, client, s);
 	HASH_ADD_KEYPTR(hh_id, ctx->sessions_by_id, s->client_id, strlen(s->client_id), s);
+	slot_put(ctx, s);
+	ctx->session_count++;
 	user_online(ctx, user, +1);
 	struct mqim_user *u = mqim__user_find(ctx, user);
 	if (ctx->opts.max_sessions && u && u->online > ctx->opts.max_sessions)
@@ -78,8 +168,7 @@ void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, con
 
 void mqim__session_remove(struct mqim_ctx *ctx, const struct mosquitto *client)
 {
-	struct mqim_session *s;
-	HASH_FIND_PTR(ctx->sessions, &client, s);
+	struct mqim_session *s = mqim__session_find(ctx, client);
 	if (s)
 		session_drop(ctx, s);
 }
@@ -92,6 +181,11 @@ void mqim__sessions_free(struct mqim_ctx *ctx)
 		HASH_DELETE(hh_id, ctx->sessions_by_id, s);
 		session_free(s);
 	}
+	mqim__free(ctx->slots);
+	ctx->slots = NULL;
+	ctx->slot_mask = 0;
+	ctx->session_count = 0;
+	ctx->last_write.session = NULL, ctx->last_write.payload = NULL;
 	while (ctx->kicks) {
 		struct mqim_kick *k = ctx->kicks;
 		ctx->kicks = k->next;

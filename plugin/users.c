@@ -7,6 +7,9 @@
  *
  * Loading builds complete new tables first and swaps them in only when the
  * whole store was read, so a failed reload changes nothing.
+ *
+ * Every change moves ctx->epoch on, which empties every session's cache of
+ * pointers into these tables (sessions.c) before a freed entry can be read.
  */
 #include <string.h>
 
@@ -36,12 +39,24 @@ struct mqim_group *mqim__group_find_n(struct mqim_ctx *ctx, const char *name, si
 
 bool mqim__is_member(const struct mqim_user *u, const char *gid, size_t len)
 {
+	return mqim__member_group(u, gid, len) != NULL;
+}
+
+struct mqim_group *mqim__member_group(const struct mqim_user *u, const char *gid, size_t len)
+{
 	struct mqim_member *m;
 	HASH_FIND(hh, u->groups, gid, len, m);
-	return m != NULL;
+	return m ? m->group : NULL;
 }
 
 /* ---- changes to the live tables ---------------------------------------- */
+
+/* Called before any entry is freed or added: no cached pointer survives. */
+static void tables_changed(struct mqim_ctx *ctx)
+{
+	ctx->epoch++;
+	ctx->last_write.payload = NULL;
+}
 
 static void member_unlink(struct mqim_member *m)
 {
@@ -62,10 +77,11 @@ static int user_insert(struct mqim_user **table, uint32_t idx, const char *name,
 		return MQIM_ENOMEM;
 	}
 	snprintf(u->name, sizeof(u->name), "%s", name);
+	u->name_len = strlen(u->name);
 	u->idx = idx;
 	u->admin = admin;
 	u->disabled = disabled;
-	HASH_ADD(hh, *table, name, strlen(u->name), u);
+	HASH_ADD(hh, *table, name, u->name_len, u);
 	return MQIM_OK;
 }
 
@@ -73,6 +89,7 @@ int mqim__user_put(struct mqim_ctx *ctx, const char *name, const char *hash, boo
 		   bool disabled)
 {
 	struct mqim_user *u = mqim__user_find(ctx, name);
+	tables_changed(ctx);
 	if (!u) {
 		int rc = user_insert(&ctx->users, ctx->next_user_idx++, name, hash, admin, disabled);
 		if (rc == MQIM_OK)
@@ -106,6 +123,7 @@ void mqim__user_remove(struct mqim_ctx *ctx, const char *name)
 	struct mqim_user *u = mqim__user_find(ctx, name);
 	if (!u)
 		return;
+	tables_changed(ctx);
 	HASH_DELETE(hh, ctx->users, u);
 	user_free(u);
 }
@@ -118,7 +136,9 @@ int mqim__group_put(struct mqim_ctx *ctx, const char *gid)
 	if (!g)
 		return MQIM_ENOMEM;
 	snprintf(g->name, sizeof(g->name), "%s", gid);
-	HASH_ADD(hh, ctx->groups, name, strlen(g->name), g);
+	g->name_len = strlen(g->name);
+	tables_changed(ctx);
+	HASH_ADD(hh, ctx->groups, name, g->name_len, g);
 	return MQIM_OK;
 }
 
@@ -135,6 +155,7 @@ void mqim__group_remove(struct mqim_ctx *ctx, const char *gid)
 	struct mqim_group *g = mqim__group_find_n(ctx, gid, strlen(gid));
 	if (!g)
 		return;
+	tables_changed(ctx);
 	HASH_DELETE(hh, ctx->groups, g);
 	group_free(g);
 }
@@ -159,6 +180,7 @@ int mqim__member_put(struct mqim_ctx *ctx, const char *gid, const char *user)
 	struct mqim_group *g = mqim__group_find_n(ctx, gid, strlen(gid));
 	if (!u || !g)
 		return MQIM_ENOTFOUND;
+	tables_changed(ctx);
 	return member_link(u, g);
 }
 
@@ -169,6 +191,7 @@ void mqim__member_remove(struct mqim_ctx *ctx, const char *gid, const char *user
 	if (!u)
 		return;
 	HASH_FIND(hh, u->groups, gid, strlen(gid), m);
+	tables_changed(ctx);
 	if (m)
 		member_unlink(m);
 }
@@ -220,7 +243,8 @@ static int load_group(void *arg, const char *gid)
 	if (!g)
 		return l->rc = MQIM_ENOMEM;
 	snprintf(g->name, sizeof(g->name), "%s", gid);
-	HASH_ADD(hh, l->groups, name, strlen(g->name), g);
+	g->name_len = strlen(g->name);
+	HASH_ADD(hh, l->groups, name, g->name_len, g);
 	l->ngroups++;
 	return 0;
 }
@@ -281,6 +305,7 @@ int mqim__users_load(struct mqim_ctx *ctx, bool reload)
 		return rc;
 	}
 	kick_removed(ctx, l.users);
+	tables_changed(ctx);
 	tables_free(&ctx->users, &ctx->groups);
 	ctx->users = l.users;
 	ctx->groups = l.groups;
@@ -291,5 +316,6 @@ int mqim__users_load(struct mqim_ctx *ctx, bool reload)
 
 void mqim__users_free(struct mqim_ctx *ctx)
 {
+	tables_changed(ctx);
 	tables_free(&ctx->users, &ctx->groups);
 }
