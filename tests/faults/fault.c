@@ -615,6 +615,15 @@ int fw_peer_open(struct fw *w, int user, int port, bool connect)
 	pthread_mutex_lock(&w->mu);
 	p->c = c;
 	pthread_mutex_unlock(&w->mu);
+	/* Every user is in the group: a group message is delivered once all
+	 * four other members have it (finding 4). */
+	const char *members[FW_NUSERS + 1] = { NULL };
+	memcpy(members, fw_user, sizeof fw_user);
+	rc = mqim_set_group_members(c, FW_GROUP, members);
+	if (rc != MQIM_OK) {
+		fw_log("%s: mqim_set_group_members: %s", fw_user[user], mqim_strerror(rc));
+		return rc;
+	}
 	return connect ? mqim_connect(c) : MQIM_OK;
 }
 
