@@ -25,43 +25,66 @@
 
 static const char magic[8] = { 'M', 'Q', 'I', 'M', 'D', 'D', '1', '\n' };
 
+/* Entries are assembled in buf and written SAVE_BUF bytes at a time: a
+ * window of a million ids is saved at every graceful stop, and one stdio
+ * call per entry cost more than the rest of the save. */
+#define SAVE_BUF 65536
+#define ENTRY_MAX (1 + MQIM_NAME_MAX + 16 + 8)
+
 struct save {
 	FILE *f;
 	const struct mqim_user **by_idx; /* user index -> user */
 	uint32_t nidx;
 	unsigned long saved;
+	size_t used;
+	uint8_t *buf;                    /* SAVE_BUF bytes */
 };
+
+static int save_flush(struct save *s)
+{
+	size_t n = s->used;
+	s->used = 0;
+	return fwrite(s->buf, 1, n, s->f) == n ? 0 : -1;
+}
 
 static int save_one(void *arg, uint32_t sender, const uint8_t id[16], uint64_t bts)
 {
 	struct save *s = arg;
 	if (sender >= s->nidx || !s->by_idx[sender])
 		return 0; /* the user was deleted: its entries go */
-	const char *name = s->by_idx[sender]->name;
-	uint8_t len = (uint8_t)strlen(name);
-	if (fwrite(&len, 1, 1, s->f) != 1 || fwrite(name, 1, len, s->f) != len ||
-	    fwrite(id, 1, 16, s->f) != 16 || fwrite(&bts, sizeof(bts), 1, s->f) != 1)
+	if (s->used > SAVE_BUF - ENTRY_MAX && save_flush(s))
 		return -1;
+	const struct mqim_user *u = s->by_idx[sender];
+	uint8_t *o = s->buf + s->used;
+	*o++ = (uint8_t)u->name_len;
+	memcpy(o, u->name, u->name_len);
+	o += u->name_len;
+	memcpy(o, id, 16);
+	memcpy(o + 16, &bts, sizeof(bts));
+	s->used = (size_t)(o + 16 + sizeof(bts) - s->buf);
 	s->saved++;
 	return 0;
 }
 
 static int write_entries(struct mqim_ctx *ctx, FILE *f, unsigned long *saved)
 {
-	struct save s = { f, NULL, ctx->next_user_idx, 0 };
+	struct save s = { f, NULL, ctx->next_user_idx, 0, 0, NULL };
 	struct mqim_user *u, *tmp;
 	int rc = -1;
 
 	s.by_idx = mqim__calloc(s.nidx ? s.nidx : 1, sizeof(*s.by_idx));
-	if (!s.by_idx)
-		return -1;
+	s.buf = mqim__malloc(SAVE_BUF);
+	if (!s.by_idx || !s.buf)
+		goto out;
 	HASH_ITER(hh, ctx->users, u, tmp)
 		if (u->idx < s.nidx)
 			s.by_idx[u->idx] = u;
 	if (fwrite(magic, sizeof(magic), 1, f) == 1 &&
-	    mqim_dedup_foreach(ctx->dedup, save_one, &s) == 0)
+	    mqim_dedup_foreach(ctx->dedup, save_one, &s) == 0 && save_flush(&s) == 0)
 		rc = 0;
 	*saved = s.saved;
+out:
+	mqim__free(s.buf);
 	mqim__free(s.by_idx);
 	return rc;
 }
