@@ -1010,10 +1010,10 @@ static uint8_t *put_be(uint8_t *o, uint64_t v, unsigned bytes)
 /* The stamped copy is spliced, not re-encoded: a new map header, every
  * byte of the sender's entries except a "bts" entry, then "bts" as a
  * uint 64 (always 9 bytes, so the same input and bts give the same bytes).
- * Unknown keys are therefore forwarded byte for byte.  precheck() is the
- * only parse: a few hundred instructions for a chat message, where
- * unpacking and re-packing with msgpack-c took ten times as many on the
- * broker's hot path.  The header grows by at most 2 (fixmap to map 16, or
+ * Unknown keys are therefore forwarded byte for byte.  The layout comes
+ * from the decode (mqim_env_stamp_decoded) or from precheck()
+ * (mqim_env_stamp): no second parse, where unpacking and re-packing with
+ * msgpack-c took ten times as many instructions on the broker's hot path.  The header grows by at most 2 (fixmap to map 16, or
  * map 16 to map 32) and "bts" takes 13: MQIM_ENV_STAMP_EXTRA covers both. */
 /* Write the stamped copy: header for `pairs` entries, the bytes from hdr to
  * len without the ncut ranges in cut (in order), then "bts": uint 64. */
@@ -1035,8 +1035,10 @@ static size_t splice(const uint8_t *in, size_t len, size_t hdr, uint64_t pairs,
 		if (i < ncut)
 			from = cut[i][1];
 	}
+	uint64_t be = htobe64(bts);
 	memcpy(o, "\xa3" "bts" "\xcf", 5);
-	o = put_be(o + 5, bts, 8);
+	memcpy(o + 5, &be, sizeof(be));
+	o += 5 + sizeof(be);
 	return (size_t)(o - out);
 }
 
