@@ -77,12 +77,16 @@ static bool member(struct mqim_session *s, struct mqim_user *u, const struct mqi
 	return found != NULL;
 }
 
-static bool poisoned(struct mqim_ctx *ctx, const void *payload)
+static bool poison_found(struct mqim_ctx *ctx, const void *payload)
 {
 	struct mqim_poison *p = NULL;
-	if (ctx->poison_count)
-		HASH_FIND_PTR(ctx->poison, &payload, p);
+	HASH_FIND_PTR(ctx->poison, &payload, p);
 	return p != NULL;
+}
+
+static inline bool poisoned(struct mqim_ctx *ctx, const void *payload)
+{
+	return ctx->poison_count && poison_found(ctx, payload);
 }
 
 /* Subscription filters, compared literally (wildcards only under $SYS). */

@@ -159,6 +159,46 @@ static bool someone_offline(const struct mqim_group *g, const char *from)
 	return false;
 }
 
+static void push_send(const char *buf, int n, size_t cap)
+{
+	if (n > 0 && (size_t)n < cap)
+		mosquitto_broker_publish_copy(NULL, MQIM_PUSH_TOPIC, n, buf, 0, false, NULL);
+}
+
+static void push_inbox(const struct mqim_user *to, const char *from, const uint8_t id[16],
+		       uint64_t bts)
+{
+	char buf[1024], hex[33];
+
+	hex16(id, hex);
+	push_send(buf, snprintf(buf, sizeof(buf), "{\"to\":\"%s\",\"from\":\"%s\",\"id\":\"%s\",\"bts\":%" PRIu64 "}",
+				to->name, from, hex, bts), sizeof(buf));
+}
+
+static void push_group(const struct mqim_group *g, const char *from, const uint8_t id[16],
+		       uint64_t bts)
+{
+	char buf[1024], hex[33];
+	struct mqim_member *m, *tmp;
+
+	hex16(id, hex);
+	int n = snprintf(buf, sizeof(buf), "{\"group\":\"%s\",\"from\":\"%s\",\"id\":\"%s\",\"bts\":%" PRIu64 ",\"to\":[",
+			 g->name, from, hex, bts);
+	size_t before = (size_t)n;
+	HASH_ITER(gh, g->members, m, tmp) {
+		if (m->user->online || !strcmp(m->user->name, from))
+			continue;
+		if ((size_t)n + MQIM_NAME_MAX + 8 >= sizeof(buf))
+			break; /* a notice, not a roster: a long tail is cut */
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%s\"%s\"",
+			      (size_t)n > before ? "," : "", m->user->name);
+	}
+	if ((size_t)n == before)
+		return; /* everyone is online */
+	n += snprintf(buf + n, sizeof(buf) - (size_t)n, "]}");
+	push_send(buf, n, sizeof(buf));
+}
+
 /* Push: one small JSON notice per message whose recipients have no session,
  * for a push gateway (an admin account) subscribed to MQIM_PUSH_TOPIC.  No
  * body: the gateway learns who wrote to whom, not what.  s as for
@@ -166,39 +206,15 @@ static bool someone_offline(const struct mqim_group *g, const char *from)
 static void push_notify(struct mqim_ctx *ctx, struct mqim_session *s, const struct mqim_topic *t,
 			const char *from, const uint8_t id[16], uint64_t bts)
 {
-	char buf[1024], hex[33];
-	int n;
-
 	if (t->kind == MQIM_TOPIC_INBOX) {
 		struct mqim_user *to = inbox_owner(ctx, s, t);
-		if (!to || to->online)
-			return;
-		hex16(id, hex);
-		n = snprintf(buf, sizeof(buf), "{\"to\":\"%s\",\"from\":\"%s\",\"id\":\"%s\",\"bts\":%" PRIu64 "}",
-			     to->name, from, hex, bts);
+		if (to && !to->online)
+			push_inbox(to, from, id, bts);
 	} else {
 		struct mqim_group *g = mqim__group_find_n(ctx, t->name, t->name_len);
-		struct mqim_member *m, *tmp;
-		if (!g || !someone_offline(g, from))
-			return;
-		hex16(id, hex);
-		n = snprintf(buf, sizeof(buf), "{\"group\":\"%s\",\"from\":\"%s\",\"id\":\"%s\",\"bts\":%" PRIu64 ",\"to\":[",
-			     g->name, from, hex, bts);
-		size_t before = (size_t)n;
-		HASH_ITER(gh, g->members, m, tmp) {
-			if (m->user->online || !strcmp(m->user->name, from))
-				continue;
-			if ((size_t)n + MQIM_NAME_MAX + 8 >= sizeof(buf))
-				break; /* a notice, not a roster: a long tail is cut */
-			n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%s\"%s\"",
-				      (size_t)n > before ? "," : "", m->user->name);
-		}
-		if ((size_t)n == before)
-			return; /* everyone is online */
-		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "]}");
+		if (g && someone_offline(g, from))
+			push_group(g, from, id, bts);
 	}
-	if (n > 0 && (size_t)n < sizeof(buf))
-		mosquitto_broker_publish_copy(NULL, MQIM_PUSH_TOPIC, n, buf, 0, false, NULL);
 }
 
 /* Per-user token bucket (plugin_opt_rate_per_user, _burst), in

@@ -150,12 +150,14 @@ void mqim__session_add(struct mqim_ctx *ctx, const struct mosquitto *client, con
 void mqim__session_remove(struct mqim_ctx *ctx, const struct mosquitto *client);
 void mqim__sessions_free(struct mqim_ctx *ctx);
 
-/* The session of client, or NULL: O(1), one multiply and a probe or two. */
-struct mqim_session *mqim__session_find(const struct mqim_ctx *ctx,
-					const struct mosquitto *client);
+/* The session of client, or NULL: O(1), one multiply and a probe or two
+ * (inline below: it runs at every check). */
+static inline struct mqim_session *mqim__session_find(const struct mqim_ctx *ctx,
+						      const struct mosquitto *client);
 /* The session's user (NULL if it no longer exists), from its cache; the
  * cache is renewed first when the tables changed since it was filled. */
-struct mqim_user *mqim__session_user(struct mqim_ctx *ctx, struct mqim_session *s);
+static inline struct mqim_user *mqim__session_user(struct mqim_ctx *ctx,
+						   struct mqim_session *s);
 
 /* Queue a user's connections to be closed at the next tick. */
 void mqim__kick_later(struct mqim_ctx *ctx, const char *user);
@@ -311,5 +313,36 @@ struct mqim_ctx {
 	unsigned char *jwt_pubkey;
 	size_t jwt_pubkey_len;
 };
+
+/* ---- the per-check session lookups (sessions.c keeps the index) -------- */
+
+static inline size_t mqim__session_slot(const struct mqim_ctx *ctx,
+					const struct mosquitto *client)
+{
+	return (size_t)(((uint64_t)(uintptr_t)client * UINT64_C(0x9e3779b97f4a7c15)) >>
+			ctx->slot_shift);
+}
+
+static inline struct mqim_session *mqim__session_find(const struct mqim_ctx *ctx,
+						      const struct mosquitto *client)
+{
+	if (!ctx->session_count)
+		return NULL;
+	for (size_t i = mqim__session_slot(ctx, client);; i = (i + 1) & ctx->slot_mask) {
+		struct mqim_session *s = ctx->slots[i];
+		if (!s || s->client == client)
+			return s;
+	}
+}
+
+void mqim__session_renew(struct mqim_ctx *ctx, struct mqim_session *s);
+
+static inline struct mqim_user *mqim__session_user(struct mqim_ctx *ctx,
+						   struct mqim_session *s)
+{
+	if (s->epoch != ctx->epoch)
+		mqim__session_renew(ctx, s);
+	return s->u;
+}
 
 #endif

@@ -38,15 +38,9 @@ static void session_free(struct mqim_session *s)
 
 /* ---- the index by client pointer ---------------------------------------- */
 
-static size_t slot_of(const struct mqim_ctx *ctx, const struct mosquitto *client)
-{
-	return (size_t)(((uint64_t)(uintptr_t)client * UINT64_C(0x9e3779b97f4a7c15)) >>
-			ctx->slot_shift);
-}
-
 static void slot_put(struct mqim_ctx *ctx, struct mqim_session *s)
 {
-	size_t i = slot_of(ctx, s->client);
+	size_t i = mqim__session_slot(ctx, s->client);
 	while (ctx->slots[i])
 		i = (i + 1) & ctx->slot_mask;
 	ctx->slots[i] = s;
@@ -75,13 +69,13 @@ static int slots_reserve(struct mqim_ctx *ctx)
 
 static void slot_del(struct mqim_ctx *ctx, const struct mqim_session *s)
 {
-	size_t i = slot_of(ctx, s->client);
+	size_t i = mqim__session_slot(ctx, s->client);
 	while (ctx->slots[i] != s)
 		i = (i + 1) & ctx->slot_mask;
 	ctx->slots[i] = NULL;
 	/* pull back every later entry of the run that may no longer be found */
 	for (size_t j = (i + 1) & ctx->slot_mask; ctx->slots[j]; j = (j + 1) & ctx->slot_mask) {
-		size_t home = slot_of(ctx, ctx->slots[j]->client);
+		size_t home = mqim__session_slot(ctx, ctx->slots[j]->client);
 		if (((j - home) & ctx->slot_mask) >= ((j - i) & ctx->slot_mask)) {
 			ctx->slots[i] = ctx->slots[j];
 			ctx->slots[j] = NULL;
@@ -90,27 +84,12 @@ static void slot_del(struct mqim_ctx *ctx, const struct mqim_session *s)
 	}
 }
 
-struct mqim_session *mqim__session_find(const struct mqim_ctx *ctx,
-					const struct mosquitto *client)
+void mqim__session_renew(struct mqim_ctx *ctx, struct mqim_session *s)
 {
-	if (!ctx->session_count)
-		return NULL;
-	for (size_t i = slot_of(ctx, client);; i = (i + 1) & ctx->slot_mask) {
-		struct mqim_session *s = ctx->slots[i];
-		if (!s || s->client == client)
-			return s;
-	}
-}
-
-struct mqim_user *mqim__session_user(struct mqim_ctx *ctx, struct mqim_session *s)
-{
-	if (s->epoch != ctx->epoch) {
-		s->u = mqim__user_find(ctx, s->user);
-		s->group = NULL;
-		s->peer = NULL;
-		s->epoch = ctx->epoch;
-	}
-	return s->u;
+	s->u = mqim__user_find(ctx, s->user);
+	s->group = NULL;
+	s->peer = NULL;
+	s->epoch = ctx->epoch;
 }
 
 static void session_drop(struct mqim_ctx *ctx, struct mqim_session *s)
