@@ -26,6 +26,8 @@ unsigned mqim__ob_step(const struct mqim__ob_cfg *cfg, int kind, int qos,
 		if (s->state == MQIM_MSG_SENT) {
 			s->next_at = now + (int64_t)cfg->resend_timeout_ms;
 			act |= MQIM_OB_ACT_MARK;
+		} else if (s->next_at == MQIM_OB_MARK_NEXT) {
+			act |= MQIM_OB_ACT_MARK;   /* until the broker acknowledges it */
 		}
 		break;
 	case MQIM_OB_EV_ACK:
@@ -84,9 +86,11 @@ unsigned mqim__ob_step(const struct mqim__ob_cfg *cfg, int kind, int qos,
 	case MQIM_OB_EV_RETRY:
 		if (s->state != MQIM_MSG_FAILED)
 			return MQIM_OB_ACT_INVALID;
+		/* FAILED for want of a receipt: the broker had taken it, so
+		 * the retry's first publish is a marked resend too. */
+		s->next_at = s->err == MQIM_ETIMEOUT ? MQIM_OB_MARK_NEXT : 0;
 		s->state = MQIM_MSG_QUEUED;
 		s->attempts = 0;
-		s->next_at = 0;
 		s->err = 0;
 		act = MQIM_OB_ACT_SAVE | MQIM_OB_ACT_NOTIFY;
 		ns = MQIM_MSG_QUEUED;

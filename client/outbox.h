@@ -23,6 +23,8 @@
  * coming back (a broker restarted without persistence).  It counts against
  * max_resends like any resend; later 0x10 answers wait the full timeout, so
  * a recipient away for long does not spend the budget in seconds.
+ * mqim_retry() of a message FAILED for want of its receipt (ETIMEOUT: the
+ * broker had taken it) publishes it marked at once.
  *
  * The rules of a row's life are one pure function, mqim__ob_step(), unit
  * tested on its own; the rest of this file stores its results.
@@ -69,7 +71,9 @@ struct mqim__ob_cfg {
 struct mqim__ob_fsm {
 	int state;          /* enum mqim_msg_state: QUEUED, SENT, FAILED */
 	unsigned attempts;  /* publishes so far */
-	int64_t next_at;    /* SENT: wall ms when a resend is due */
+	int64_t next_at;    /* SENT: wall ms when a resend is due; QUEUED:
+	                     * MQIM_OB_MARK_NEXT after a retry of a message the
+	                     * broker had taken (its publishes go marked), else 0 */
 	int err;            /* FAILED: why */
 };
 
@@ -84,6 +88,8 @@ struct mqim__ob_fsm {
 
 /* The resend after a first acknowledgement 0x10 is due this soon. */
 #define MQIM_OB_NOSUB_RESEND_MS 1000
+/* fsm.next_at of a QUEUED row whose publishes go marked. */
+#define MQIM_OB_MARK_NEXT (-1)
 
 /* Apply ev at wall time now to a row of this kind and qos.  *s is updated;
  * *notify_state (may be NULL) receives the state to report when NOTIFY is

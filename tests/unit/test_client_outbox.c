@@ -211,6 +211,35 @@ static void test_fsm_no_subscribers(void **state)
 			 MQIM_OB_ACT_INVALID);
 }
 
+/* mqim_retry() of a message that timed out (the broker had it): its
+ * publishes go marked until acknowledged; after a refusal they do not. */
+static void test_fsm_retry_marked(void **state)
+{
+	struct mqim__ob_cfg none = { 1000, 0 };
+	struct mqim__ob_fsm s = queued();
+	int ns;
+	(void)state;
+	mqim__ob_step(&none, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, 0, &ns);
+	mqim__ob_step(&none, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_ACK, 0, &ns);
+	mqim__ob_step(&none, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_DUE, 1000, &ns);
+	assert_int_equal(s.err, MQIM_ETIMEOUT);
+	assert_int_equal(mqim__ob_step(&none, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_RETRY, 2000, &ns),
+			 MQIM_OB_ACT_SAVE | MQIM_OB_ACT_NOTIFY);
+	assert_int_equal(s.state, MQIM_MSG_QUEUED);
+	for (int i = 0; i < 2; i++)   /* a lost PUBACK changes nothing */
+		assert_int_equal(mqim__ob_step(&none, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, 2000, &ns),
+				 MQIM_OB_ACT_SAVE | MQIM_OB_ACT_MARK);
+	mqim__ob_step(&none, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_ACK, 2000, &ns);
+	assert_int_equal(s.next_at, 3000);
+
+	s = queued();
+	mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, 0, &ns);
+	mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_REFUSED, 0, &ns);
+	mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_RETRY, 0, &ns);
+	assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, 0, &ns),
+			 MQIM_OB_ACT_SAVE);
+}
+
 /* ---- the rows ------------------------------------------------------------------ */
 
 struct fixture {
@@ -370,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_fsm_receipts),
 		cmocka_unit_test(test_fsm_retransmission_unmarked),
 		cmocka_unit_test(test_fsm_no_subscribers),
+		cmocka_unit_test(test_fsm_retry_marked),
 		cmocka_unit_test_setup_teardown(test_rows_order_and_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_disk, setup, teardown),
 	};
