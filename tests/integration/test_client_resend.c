@@ -49,24 +49,9 @@ static int teardown(void **state)
 /* alice with this resend timeout and budget, connected. */
 static void alice_open(struct tc *a, const char *dir, unsigned resend_ms, unsigned max_resends)
 {
-	struct mqim_options o;
-	tc_options(&o, broker.port, "alice", PW, dir);
-	o.resend_timeout_ms = resend_ms;
-	o.max_resends = max_resends;
-	tc_init(a);
-	assert_int_equal(tc_create(a, &o), MQIM_OK);
-	assert_int_equal(mqim_connect(a->c), MQIM_OK);
+	assert_int_equal(tc_open_resend(a, broker.port, "alice", PW, dir, NULL, resend_ms,
+					max_resends), MQIM_OK);
 	assert_true(tc_wait_state(a, MQIM_STATE_CONNECTED, WAIT_MS));
-}
-
-static int copies(struct tc *t, const uint8_t id[16])
-{
-	int n = 0;
-	pthread_mutex_lock(&t->mu);
-	for (size_t i = 0; i < t->nmsgs; i++)
-		n += memcmp(t->msgs[i].id, id, 16) == 0;
-	pthread_mutex_unlock(&t->mu);
-	return n;
 }
 
 static void test_first_login_after_send(void **state)
@@ -90,7 +75,7 @@ static void test_first_login_after_send(void **state)
 	assert_true(tc_wait_msgs(&b, 1, WAIT_MS));
 	assert_true(tc_wait_msg_state(&a, id, MQIM_MSG_DELIVERED, WAIT_MS));
 	tc_sleep(2500);
-	assert_int_equal(copies(&b, id), 1);
+	assert_int_equal(tc_copies(&b, id), 1);
 	assert_int_equal(tc_nmsgs(&b), 1);
 	assert_string_equal(b.msgs[0].body, "before you came");
 
@@ -125,7 +110,7 @@ static void test_retry_goes_marked(void **state)
 	assert_int_equal(mqim_retry(a.c, id), MQIM_OK);
 	assert_true(tc_wait_msgs(&c, 1, 8000));
 	assert_true(tc_wait_msg_state(&a, id, MQIM_MSG_DELIVERED, WAIT_MS));
-	assert_int_equal(copies(&c, id), 1);
+	assert_int_equal(tc_copies(&c, id), 1);
 
 	tc_close(&c);
 	tc_close(&a);

@@ -60,14 +60,8 @@ static void member_open(struct tc *t, const char *user, const char *dir, const c
 			unsigned max_resends)
 {
 	const char *groups[] = { gid, NULL };
-	struct mqim_options o;
-	tc_options(&o, broker.port, user, PW, dir);
-	o.groups = groups;
-	o.resend_timeout_ms = RESEND_MS;
-	o.max_resends = max_resends;
-	tc_init(t);
-	assert_int_equal(tc_create(t, &o), MQIM_OK);
-	assert_int_equal(mqim_connect(t->c), MQIM_OK);
+	assert_int_equal(tc_open_resend(t, broker.port, user, PW, dir, groups, RESEND_MS,
+					max_resends), MQIM_OK);
 	assert_true(tc_wait_state(t, MQIM_STATE_CONNECTED, WAIT_MS));
 }
 
@@ -76,31 +70,6 @@ static enum mqim_msg_state state_of(struct tc *t, const uint8_t id[16])
 	enum mqim_msg_state st = MQIM_MSG_UNKNOWN;
 	assert_int_equal(mqim_message_state(t->c, id, &st), MQIM_OK);
 	return st;
-}
-
-static int count_rows(void *ctx, const struct mqim_outbox_entry *e)
-{
-	(void)e;
-	(*(int *)ctx)++;
-	return 0;
-}
-
-static int outbox_rows(struct tc *t)
-{
-	int n = 0;
-	assert_true(mqim_outbox(t->c, count_rows, &n) >= 0);
-	return n;
-}
-
-/* Messages t was handed with this id. */
-static int copies(struct tc *t, const uint8_t id[16])
-{
-	int n = 0;
-	pthread_mutex_lock(&t->mu);
-	for (size_t i = 0; i < t->nmsgs; i++)
-		n += memcmp(t->msgs[i].id, id, 16) == 0;
-	pthread_mutex_unlock(&t->mu);
-	return n;
 }
 
 /* Send text to gid once bob is surely subscribed: a first message must
@@ -112,7 +81,7 @@ static void send_seen_by_bob(struct tc *a, struct tc *b, const char *gid, const 
 	tc_sleep(300);   /* let the subscriptions land */
 	assert_int_equal(mqim_send(a->c, gid, true, NULL, text, strlen(text), 1, id), MQIM_OK);
 	assert_true(tc_wait_msgs(b, before + 1, WAIT_MS));
-	assert_int_equal(copies(b, id), 1);
+	assert_int_equal(tc_copies(b, id), 1);
 }
 
 static void test_member_first_login_later(void **state)
@@ -138,11 +107,11 @@ static void test_member_first_login_later(void **state)
 	 * in the outbox, resent (marked) every RESEND_MS; bob drops the copies. */
 	tc_sleep(3 * RESEND_MS);
 	assert_int_equal(state_of(&a, id), MQIM_MSG_SENT);
-	assert_int_equal(outbox_rows(&a), 1);
+	assert_int_equal(tc_outbox_rows(&a), 1);
 	pthread_mutex_lock(&a.mu);
 	assert_int_not_equal(tc_msg_state_locked(&a, id), MQIM_MSG_DELIVERED);
 	pthread_mutex_unlock(&a.mu);
-	assert_int_equal(copies(&b, id), 1);
+	assert_int_equal(tc_copies(&b, id), 1);
 
 	/* carol's first login: a resend reaches her, once; then DELIVERED. */
 	member_open(&c, "carol", dc, "team", 100);
@@ -150,11 +119,11 @@ static void test_member_first_login_later(void **state)
 	assert_true(tc_wait_msg_state(&a, id, MQIM_MSG_DELIVERED, WAIT_MS));
 	assert_int_equal(state_of(&a, id), MQIM_MSG_DELIVERED);
 	tc_sleep(3 * RESEND_MS);   /* no resend after DELIVERED, no second copy */
-	assert_int_equal(copies(&c, id), 1);
-	assert_int_equal(copies(&b, id), 1);
+	assert_int_equal(tc_copies(&c, id), 1);
+	assert_int_equal(tc_copies(&b, id), 1);
 	assert_int_equal(tc_nmsgs(&c), 1);
 	assert_string_equal(c.msgs[0].body, "for all three");
-	assert_int_equal(outbox_rows(&a), 0);
+	assert_int_equal(tc_outbox_rows(&a), 0);
 
 	/* A read from one member, once all have it: READ. */
 	assert_int_equal(mqim_mark_read(c.c, "alice", id), MQIM_OK);
@@ -183,7 +152,7 @@ static void test_without_roster_first_receipt(void **state)
 	member_open(&b, "bob", db, "crew", 100);
 	send_seen_by_bob(&a, &b, "crew", "first receipt wins", id);
 	assert_true(tc_wait_msg_state(&a, id, MQIM_MSG_DELIVERED, WAIT_MS));
-	assert_int_equal(outbox_rows(&a), 0);
+	assert_int_equal(tc_outbox_rows(&a), 0);
 
 	/* A roster, then forgotten again: the same. */
 	const char *const crew[] = { "alice", "bob", "dave", NULL };
@@ -220,8 +189,8 @@ static void test_budget_spent_failed(void **state)
 		if (memcmp(a.ms[i].id, id, 16) == 0)
 			assert_int_equal(a.ms[i].err, MQIM_ETIMEOUT);
 	pthread_mutex_unlock(&a.mu);
-	assert_int_equal(outbox_rows(&a), 1);
-	assert_int_equal(copies(&b, id), 1);
+	assert_int_equal(tc_outbox_rows(&a), 1);
+	assert_int_equal(tc_copies(&b, id), 1);
 
 	tc_close(&b);
 	tc_close(&a);

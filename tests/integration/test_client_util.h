@@ -228,6 +228,22 @@ static inline int tc_open(struct tc *t, int port, const char *user, const char *
 	return rc ? rc : mqim_connect(t->c);
 }
 
+/* tc_open() following groups (NULL-terminated, or NULL) with this resend
+ * policy; 0 or an MQIM_E* code. */
+static inline int tc_open_resend(struct tc *t, int port, const char *user, const char *pass,
+				 const char *dir, const char *const *groups, unsigned resend_ms,
+				 unsigned max_resends)
+{
+	struct mqim_options o;
+	tc_options(&o, port, user, pass, dir);
+	o.groups = groups;
+	o.resend_timeout_ms = resend_ms;
+	o.max_resends = max_resends;
+	tc_init(t);
+	int rc = tc_create(t, &o);
+	return rc ? rc : mqim_connect(t->c);
+}
+
 static inline void tc_close(struct tc *t)
 {
 	mqim_close(t->c);
@@ -361,6 +377,32 @@ static inline bool tc_wait_msg_state(struct tc *t, const uint8_t id[16], int st,
 	pthread_mutex_unlock(&t->mu);
 	return cur == st || (st == MQIM_MSG_DELIVERED && cur == MQIM_MSG_READ) ||
 	       (st == MQIM_MSG_SENT && (cur == MQIM_MSG_DELIVERED || cur == MQIM_MSG_READ));
+}
+
+/* How many times t was handed the message id. */
+static inline int tc_copies(struct tc *t, const uint8_t id[16])
+{
+	int n = 0;
+	pthread_mutex_lock(&t->mu);
+	for (size_t i = 0; i < t->nmsgs; i++)
+		n += memcmp(t->msgs[i].id, id, 16) == 0;
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
+static inline int tc_count_entry(void *ctx, const struct mqim_outbox_entry *e)
+{
+	(void)e;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* Messages in t's outbox now, or an MQIM_E* code. */
+static inline int tc_outbox_rows(struct tc *t)
+{
+	int n = 0;
+	int rc = mqim_outbox(t->c, tc_count_entry, &n);
+	return rc < 0 ? rc : n;
 }
 
 /* Count of messages whose last state is at least DELIVERED. */
