@@ -1038,15 +1038,19 @@ static void case_queue_default(struct fw *w)
 	fw_tally(w, &r);
 	int failed = count_state(w, s, MQIM_MSG_FAILED);
 	snprintf(note, sizeof note, "Mosquitto's default queue: %d delivered, %d lost and reported "
-		 "FAILED to the sender; %d retried with bob online: %d arrived (documented limit)",
+		 "FAILED to the sender (documented limit); %d retried with bob online: %d arrived",
 		 r.delivered, failed, retried, r.delivered - before);
 	fw_report(w, &r, note);
 	/* Not everything arrives; what does arrive arrives once, and nothing
-	 * is lost silently: the sender holds every missing one as FAILED. */
+	 * is lost silently: the sender holds every missing one as FAILED.
+	 * mqim_retry() brings one back: its publish is a marked resend, which
+	 * the broker delivers inside its de-duplication window (finding 2). */
 	assert_int_equal(r.dups, 0);
 	assert_int_equal(r.unexpected, 0);
 	assert_true(r.lost <= failed + retried);
 	assert_true(r.delivered >= 1000);
+	assert_int_equal(retried, 10);
+	assert_int_equal(r.delivered - before, retried);
 }
 
 /* ---- case 12: a network switch --------------------------------------------------- */
@@ -1199,7 +1203,7 @@ static void case_graceful(struct fw *w)
 
 static const struct fcase cases[] = {
 	{ "kill_persist", "1 broker SIGKILL x3 mid-stream, persistence on", case_kill_persist, true, 300 },
-	{ "kill_nopersist", "1 broker SIGKILL x3 mid-stream, persistence off", case_kill_nopersist, false, 300 },
+	{ "kill_nopersist", "1 broker SIGKILL x3 mid-stream, persistence off", case_kill_nopersist, true, 300 },
 	{ "sigstop", "2 broker SIGSTOP for 2x keepalive, SIGCONT", case_sigstop, false, 240 },
 	{ "proxy_cut", "3 proxy cuts every connection at random, TCP resets", case_proxy_cut, true, 300 },
 	{ "proxy_silent", "4 proxy goes silent twice (dead NAT mapping), then the link drops", case_proxy_silent, false, 240 },
@@ -1207,7 +1211,7 @@ static const struct fcase cases[] = {
 	{ "sender_killed", "6 sending client SIGKILLed mid-send, restarted", case_sender_killed, true, 240 },
 	{ "receiver_killed", "7 receiving client SIGKILLed before its receipts", case_receiver_killed, false, 240 },
 	{ "offline", "8 recipients offline for the whole send", case_offline, true, 240 },
-	{ "offline_new", "8 recipient who never logged in before, offline for the send", case_offline_new, false, 180 },
+	{ "offline_new", "8 recipient who never logged in before, offline for the send", case_offline_new, true, 180 },
 	{ "disk_full_sender", "9 sender's data folder on a full file system", case_disk_full_sender, true, 240 },
 	{ "disk_full_receiver", "9 receiver's data folder on a full file system", case_disk_full_receiver, true, 180 },
 	{ "corrupt_broker", "10 corrupt / truncated broker store", case_corrupt_broker, true, 180 },
