@@ -65,6 +65,28 @@ static void member_open(struct tc *t, const char *user, const char *dir, const c
 	assert_true(tc_wait_state(t, MQIM_STATE_CONNECTED, WAIT_MS));
 }
 
+/* alice and bob, members of gid, connected; alice's budget max_resends. */
+struct duo {
+	struct tc a, b;
+	char da[256], db[256];
+};
+
+static void duo_open(struct duo *d, const char *gid, unsigned max_resends)
+{
+	tc_tmpdir(d->da, sizeof d->da, "alice");
+	tc_tmpdir(d->db, sizeof d->db, "bob");
+	member_open(&d->a, "alice", d->da, gid, max_resends);
+	member_open(&d->b, "bob", d->db, gid, 100);
+}
+
+static void duo_close(struct duo *d)
+{
+	tc_close(&d->b);
+	tc_close(&d->a);
+	tc_rmdir(d->da);
+	tc_rmdir(d->db);
+}
+
 static enum mqim_msg_state state_of(struct tc *t, const uint8_t id[16])
 {
 	enum mqim_msg_state st = MQIM_MSG_UNKNOWN;
@@ -87,84 +109,71 @@ static void send_seen_by_bob(struct tc *a, struct tc *b, const char *gid, const 
 static void test_member_first_login_later(void **state)
 {
 	const char *const team[] = { "alice", "bob", "carol", NULL };
-	struct tc a, b, c;
-	char da[256], db[256], dc[256];
+	struct duo d;
+	struct tc c;
+	char dc[256];
 	uint8_t id[16];
 	(void)state;
 
-	tc_tmpdir(da, sizeof da, "alice");
-	tc_tmpdir(db, sizeof db, "bob");
+	duo_open(&d, "team", 100);
 	tc_tmpdir(dc, sizeof dc, "carol");
 	/* The roster is set, then alice restarts: it is kept in her folder. */
-	member_open(&a, "alice", da, "team", 100);
-	assert_int_equal(mqim_set_group_members(a.c, "team", team), MQIM_OK);
-	tc_close(&a);
-	member_open(&a, "alice", da, "team", 100);
-	member_open(&b, "bob", db, "team", 100);
+	assert_int_equal(mqim_set_group_members(d.a.c, "team", team), MQIM_OK);
+	tc_close(&d.a);
+	member_open(&d.a, "alice", d.da, "team", 100);
 
-	send_seen_by_bob(&a, &b, "team", "for all three", id);
+	send_seen_by_bob(&d.a, &d.b, "team", "for all three", id);
 	/* bob's receipt is in, carol has never logged in: still SENT, still
 	 * in the outbox, resent (marked) every RESEND_MS; bob drops the copies. */
 	tc_sleep(3 * RESEND_MS);
-	assert_int_equal(state_of(&a, id), MQIM_MSG_SENT);
-	assert_int_equal(tc_outbox_rows(&a), 1);
-	pthread_mutex_lock(&a.mu);
-	assert_int_not_equal(tc_msg_state_locked(&a, id), MQIM_MSG_DELIVERED);
-	pthread_mutex_unlock(&a.mu);
-	assert_int_equal(tc_copies(&b, id), 1);
+	assert_int_equal(state_of(&d.a, id), MQIM_MSG_SENT);
+	assert_int_equal(tc_outbox_rows(&d.a), 1);
+	pthread_mutex_lock(&d.a.mu);
+	assert_int_not_equal(tc_msg_state_locked(&d.a, id), MQIM_MSG_DELIVERED);
+	pthread_mutex_unlock(&d.a.mu);
+	assert_int_equal(tc_copies(&d.b, id), 1);
 
 	/* carol's first login: a resend reaches her, once; then DELIVERED. */
 	member_open(&c, "carol", dc, "team", 100);
 	assert_true(tc_wait_msgs(&c, 1, WAIT_MS));
-	assert_true(tc_wait_msg_state(&a, id, MQIM_MSG_DELIVERED, WAIT_MS));
-	assert_int_equal(state_of(&a, id), MQIM_MSG_DELIVERED);
+	assert_true(tc_wait_msg_state(&d.a, id, MQIM_MSG_DELIVERED, WAIT_MS));
+	assert_int_equal(state_of(&d.a, id), MQIM_MSG_DELIVERED);
 	tc_sleep(3 * RESEND_MS);   /* no resend after DELIVERED, no second copy */
 	assert_int_equal(tc_copies(&c, id), 1);
-	assert_int_equal(tc_copies(&b, id), 1);
+	assert_int_equal(tc_copies(&d.b, id), 1);
 	assert_int_equal(tc_nmsgs(&c), 1);
 	assert_string_equal(c.msgs[0].body, "for all three");
-	assert_int_equal(tc_outbox_rows(&a), 0);
+	assert_int_equal(tc_outbox_rows(&d.a), 0);
 
 	/* A read from one member, once all have it: READ. */
 	assert_int_equal(mqim_mark_read(c.c, "alice", id), MQIM_OK);
-	assert_true(tc_wait_msg_state(&a, id, MQIM_MSG_READ, WAIT_MS));
+	assert_true(tc_wait_msg_state(&d.a, id, MQIM_MSG_READ, WAIT_MS));
 
 	tc_close(&c);
-	tc_close(&b);
-	tc_close(&a);
-	tc_rmdir(da);
-	tc_rmdir(db);
 	tc_rmdir(dc);
+	duo_close(&d);
 }
 
 /* No roster: the first receipt settles a group message (and dave, who
  * never logged in, will never get it). */
 static void test_without_roster_first_receipt(void **state)
 {
-	struct tc a, b;
-	char da[256], db[256];
+	const char *const crew[] = { "alice", "bob", "dave", NULL };
+	struct duo d;
 	uint8_t id[16];
 	(void)state;
 
-	tc_tmpdir(da, sizeof da, "alice");
-	tc_tmpdir(db, sizeof db, "bob");
-	member_open(&a, "alice", da, "crew", 100);
-	member_open(&b, "bob", db, "crew", 100);
-	send_seen_by_bob(&a, &b, "crew", "first receipt wins", id);
-	assert_true(tc_wait_msg_state(&a, id, MQIM_MSG_DELIVERED, WAIT_MS));
-	assert_int_equal(tc_outbox_rows(&a), 0);
+	duo_open(&d, "crew", 100);
+	send_seen_by_bob(&d.a, &d.b, "crew", "first receipt wins", id);
+	assert_true(tc_wait_msg_state(&d.a, id, MQIM_MSG_DELIVERED, WAIT_MS));
+	assert_int_equal(tc_outbox_rows(&d.a), 0);
 
 	/* A roster, then forgotten again: the same. */
-	const char *const crew[] = { "alice", "bob", "dave", NULL };
-	assert_int_equal(mqim_set_group_members(a.c, "crew", crew), MQIM_OK);
-	assert_int_equal(mqim_set_group_members(a.c, "crew", NULL), MQIM_OK);
-	send_seen_by_bob(&a, &b, "crew", "forgotten roster", id);
-	assert_true(tc_wait_msg_state(&a, id, MQIM_MSG_DELIVERED, WAIT_MS));
-
-	tc_close(&b);
-	tc_close(&a);
-	tc_rmdir(da);
-	tc_rmdir(db);
+	assert_int_equal(mqim_set_group_members(d.a.c, "crew", crew), MQIM_OK);
+	assert_int_equal(mqim_set_group_members(d.a.c, "crew", NULL), MQIM_OK);
+	send_seen_by_bob(&d.a, &d.b, "crew", "forgotten roster", id);
+	assert_true(tc_wait_msg_state(&d.a, id, MQIM_MSG_DELIVERED, WAIT_MS));
+	duo_close(&d);
 }
 
 /* A member who never comes: the budget runs out, FAILED (ETIMEOUT) as for
@@ -172,30 +181,22 @@ static void test_without_roster_first_receipt(void **state)
 static void test_budget_spent_failed(void **state)
 {
 	const char *const crew[] = { "alice", "bob", "dave", NULL };
-	struct tc a, b;
-	char da[256], db[256];
+	struct duo d;
 	uint8_t id[16];
 	(void)state;
 
-	tc_tmpdir(da, sizeof da, "alice");
-	tc_tmpdir(db, sizeof db, "bob");
-	member_open(&a, "alice", da, "crew", 2);
-	member_open(&b, "bob", db, "crew", 100);
-	assert_int_equal(mqim_set_group_members(a.c, "crew", crew), MQIM_OK);
-	send_seen_by_bob(&a, &b, "crew", "dave never comes", id);
-	assert_true(tc_wait_msg_state(&a, id, MQIM_MSG_FAILED, WAIT_MS));
-	pthread_mutex_lock(&a.mu);
-	for (size_t i = 0; i < a.nms; i++)
-		if (memcmp(a.ms[i].id, id, 16) == 0)
-			assert_int_equal(a.ms[i].err, MQIM_ETIMEOUT);
-	pthread_mutex_unlock(&a.mu);
-	assert_int_equal(tc_outbox_rows(&a), 1);
-	assert_int_equal(tc_copies(&b, id), 1);
-
-	tc_close(&b);
-	tc_close(&a);
-	tc_rmdir(da);
-	tc_rmdir(db);
+	duo_open(&d, "crew", 2);
+	assert_int_equal(mqim_set_group_members(d.a.c, "crew", crew), MQIM_OK);
+	send_seen_by_bob(&d.a, &d.b, "crew", "dave never comes", id);
+	assert_true(tc_wait_msg_state(&d.a, id, MQIM_MSG_FAILED, WAIT_MS));
+	pthread_mutex_lock(&d.a.mu);
+	for (size_t i = 0; i < d.a.nms; i++)
+		if (memcmp(d.a.ms[i].id, id, 16) == 0)
+			assert_int_equal(d.a.ms[i].err, MQIM_ETIMEOUT);
+	pthread_mutex_unlock(&d.a.mu);
+	assert_int_equal(tc_outbox_rows(&d.a), 1);
+	assert_int_equal(tc_copies(&d.b, id), 1);
+	duo_close(&d);
 }
 
 static void test_bad_arguments(void **state)
