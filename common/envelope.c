@@ -936,10 +936,12 @@ static void crosscheck(const void *buf, size_t len, const struct mqim_env *fast,
 	if (re.code == MQIM_OK)
 		keep_layout(&lay, &ref);
 	/* Where an empty body or content type points is meaningless (msgpack-c
-	 * points a 0-byte bin16 at its length field, the one pass past it). */
+	 * points a 0-byte bin16 at its length field, the one pass past it),
+	 * but whether ct is there at all (ptr NULL or not) is not. */
 	if (re.code == MQIM_OK && ref.body_len == 0 && fast->body_len == 0)
 		ref.body = fast->body;
-	if (re.code == MQIM_OK && ref.ct.len == 0 && fast->ct.len == 0)
+	if (re.code == MQIM_OK && ref.ct.len == 0 && fast->ct.len == 0 &&
+	    !ref.ct.ptr == !fast->ct.ptr)
 		ref.ct.ptr = fast->ct.ptr;
 	if (re.code != fe->code || re.key != fe->key || re.reason != fe->reason ||
 	    (re.code == MQIM_OK && memcmp(&ref, fast, sizeof(ref)) != 0))
