@@ -118,12 +118,27 @@ fail:
 	unlink(tmp);
 }
 
+/* One entry of the file into name, id, bts: 1, 0 at a clean end of file, -1
+ * when the file is cut or damaged here. */
+static int read_entry(FILE *f, char name[MQIM_NAME_MAX + 1], uint8_t id[16], uint64_t *bts)
+{
+	uint8_t len;
+	if (fread(&len, 1, 1, f) != 1)
+		return feof(f) ? 0 : -1;
+	if (len == 0 || len > MQIM_NAME_MAX || fread(name, 1, len, f) != len ||
+	    fread(id, 1, 16, f) != 16 || fread(bts, sizeof(*bts), 1, f) != 1)
+		return -1;
+	name[len] = '\0';
+	return 1;
+}
+
 void mqim__dedup_load(struct mqim_ctx *ctx)
 {
 	char path[4096], name[MQIM_NAME_MAX + 1], head[sizeof(magic)];
-	uint8_t id[16], len;
+	uint8_t id[16];
 	uint64_t bts, now = mqim__now_ms(), window = (uint64_t)ctx->opts.dedup_window_s * 1000u;
-	unsigned long loaded = 0;
+	unsigned long loaded = 0, read = 0;
+	int rc;
 
 	snprintf(path, sizeof(path), "%s.dedup", ctx->opts.db_path);
 	FILE *f = fopen(path, "rb");
@@ -134,9 +149,8 @@ void mqim__dedup_load(struct mqim_ctx *ctx)
 		fclose(f);
 		return;
 	}
-	while (fread(&len, 1, 1, f) == 1 && len <= MQIM_NAME_MAX && fread(name, 1, len, f) == len &&
-	       fread(id, 1, 16, f) == 16 && fread(&bts, sizeof(bts), 1, f) == 1) {
-		name[len] = '\0';
+	while ((rc = read_entry(f, name, id, &bts)) == 1) {
+		read++;
 		struct mqim_user *u = mqim__user_find(ctx, name);
 		if (!u || bts > now || now - bts > window)
 			continue;
@@ -146,5 +160,9 @@ void mqim__dedup_load(struct mqim_ctx *ctx)
 	}
 	fclose(f);
 	unlink(path); /* used once: a later crash must not resurrect it */
+	if (rc < 0)
+		mosquitto_log_printf(MOSQ_LOG_WARNING, "mqim: %s is damaged or truncated after %lu "
+				     "entries: the rest of the de-duplication window is lost (receivers "
+				     "still drop duplicates)", path, read);
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqim: loaded %lu de-duplication entries from %s", loaded, path);
 }

@@ -841,7 +841,7 @@ static void case_corrupt_broker(struct fw *w)
 	free(dd);
 	unlink(w->broker.log_path);
 	int rc_dd = run_broker_once(&w->broker, out, 3000);
-	bool dd_said = file_has(w->broker.log_path, ".dedup");
+	bool dd_said = file_has(w->broker.log_path, ".dedup is damaged or truncated");
 	fw_log("truncated .dedup: %s; the log %s it", rc_dd == RAN_ON ? "broker ran" : "broker exited",
 	       dd_said ? "mentions" : "does not mention");
 	show_logs(&w->broker, out);
@@ -863,6 +863,7 @@ static void case_corrupt_broker(struct fw *w)
 	r.recover_ms = -1;
 	fw_report(w, &r, note);
 	assert_true(rc_dd == RAN_ON || rc_dd > 0);   /* no crash */
+	assert_true(dd_said);                        /* and says so */
 	assert_true(rc_p == RAN_ON || rc_p >= 0);
 	assert_int_equal(bad, 0);
 }
