@@ -2,17 +2,27 @@
  *
  * Owns: option checking and copying, the data folder (created 0700, locked
  * with flock so that one client at a time uses it), the device id, the
- * library thread's event loop, synchronous calls from application threads
- * into it (mqim__call), and the callbacks to the application, which are
- * queued as notes while a batch of events is processed and made only after
- * that batch is committed to disk, one at a time, on the library thread.
+ * library thread's event loop, calls from application threads into it
+ * (mqim__call, and mqim__call_nowait whose caller does not wait), and the
+ * callbacks to the application, which are queued as notes while a batch of
+ * events is processed and made only after that batch is committed to disk,
+ * one at a time, on the library thread.
  *
  * The loop: take every queued event, process them in one SQLite
- * transaction (each in its own savepoint), run the timers, commit, answer
- * the calls that waited for the commit, publish what the outbox allows,
- * commit again, then make the callbacks.  So several sends made at once by
- * several threads cost one commit, and nothing is published before the
- * send that queued it was answered MQIM_OK.
+ * transaction (each in its own savepoint, or a run of messages and
+ * acknowledgements under one, undone and redone one by one if any fails),
+ * run the timers, commit, answer the calls that waited for the commit,
+ * make the callbacks, then publish what the outbox allows.  So several
+ * sends made at once by several threads cost one commit, and nothing is
+ * published before the send that queued it was answered MQIM_OK.
+ *
+ * Two kinds of commit.  Calls (sends, mark_read...) and what arrived must
+ * be on disk when they are answered or acknowledged: their commits are
+ * synced (options.durability).  Acknowledgements of our publishes and the
+ * pump's bookkeeping are cheap to lose, since a lost "sent" only costs a
+ * resend that the broker de-duplicates: they gather in a lazy transaction
+ * that stays open across turns for at most LAZY_MS and is committed
+ * without a sync (db.h, mqim__db_sync), and their callbacks wait for it.
  *
  * When the store fails (a full disk).  A commit that fails rolled the
  * batch back: the notes it queued are dropped (connection states excepted,
@@ -85,21 +95,28 @@ struct mqim__ev *mqim__ev_new(int type, size_t extra)
 	return ev;
 }
 
-void mqim__post(mqim_client *c, struct mqim__ev *ev)
+/* Append ev to the queue and wake the library thread; under c->mu.
+ * false (ev not taken) once the thread has stopped. */
+static bool enqueue_locked(mqim_client *c, struct mqim__ev *ev)
 {
-	pthread_mutex_lock(&c->mu);
-	if (c->stopped) {
-		pthread_mutex_unlock(&c->mu);
-		free(ev);
-		return;
-	}
+	if (c->stopped)
+		return false;
 	if (c->q_tail)
 		c->q_tail->next = ev;
 	else
 		c->q_head = ev;
 	c->q_tail = ev;
 	pthread_cond_signal(&c->wake);
+	return true;
+}
+
+void mqim__post(mqim_client *c, struct mqim__ev *ev)
+{
+	pthread_mutex_lock(&c->mu);
+	bool taken = enqueue_locked(c, ev);
 	pthread_mutex_unlock(&c->mu);
+	if (!taken)
+		free(ev);
 }
 
 static void deadline_ts(struct timespec *ts, int64_t mono_ms)
@@ -337,6 +354,11 @@ static bool on_library_thread(mqim_client *c)
 
 static void call_complete(mqim_client *c, struct mqim__call *call, int rc)
 {
+	if (call->finish) {
+		call->rc = rc;
+		call->finish(c, call);
+		return;
+	}
 	pthread_mutex_lock(&c->mu);
 	call->rc = rc;
 	call->done = true;
@@ -344,52 +366,75 @@ static void call_complete(mqim_client *c, struct mqim__call *call, int rc)
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* From a callback: no batch is open; run fn and commit now. */
+static int call_here(mqim_client *c, int (*fn)(mqim_client *c, void *arg), void *arg)
+{
+	struct mqim__note *mark = c->n_tail;
+	mqim__db_sync(&c->db, true);
+	bool scope = c->undo_scope;
+	c->undo_scope = true;
+	int rc = fn(c, arg);
+	c->undo_scope = scope;
+	int crc = mqim__db_commit(&c->db);
+	if (crc != MQIM_OK) {
+		notes_undo(c, mark);
+		store_failed(c, crc);
+	}
+	c->kick = true;
+	return rc != MQIM_OK ? rc : crc;
+}
+
 int mqim__call(mqim_client *c, int (*fn)(mqim_client *c, void *arg), void *arg)
 {
-	if (on_library_thread(c)) {
-		/* From a callback: no batch is open; run and commit now. */
-		struct mqim__note *mark = c->n_tail;
-		bool scope = c->undo_scope;
-		c->undo_scope = true;
-		int rc = fn(c, arg);
-		c->undo_scope = scope;
-		int crc = mqim__db_commit(&c->db);
-		if (crc != MQIM_OK) {
-			notes_undo(c, mark);
-			store_failed(c, crc);
-		}
-		c->kick = true;
-		return rc != MQIM_OK ? rc : crc;
-	}
-	struct mqim__call call = { fn, arg, MQIM_OK, false };
+	if (on_library_thread(c))
+		return call_here(c, fn, arg);
+	struct mqim__call call = { .fn = fn, .arg = arg };
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_CALL, 0);
 	if (!ev)
 		return MQIM_ENOMEM;
 	ev->call = &call;
 	pthread_mutex_lock(&c->mu);
-	if (c->stopped) {
+	if (!enqueue_locked(c, ev)) {
 		pthread_mutex_unlock(&c->mu);
 		free(ev);
 		return MQIM_ECLOSED;
 	}
-	if (c->q_tail)
-		c->q_tail->next = ev;
-	else
-		c->q_head = ev;
-	c->q_tail = ev;
-	pthread_cond_signal(&c->wake);
 	while (!call.done)
 		pthread_cond_wait(&c->done, &c->mu);
 	pthread_mutex_unlock(&c->mu);
 	return call.rc;
 }
 
+int mqim__call_nowait(mqim_client *c, struct mqim__call *call)
+{
+	if (on_library_thread(c)) {
+		call_complete(c, call, call_here(c, call->fn, call->arg));
+		return MQIM_OK;
+	}
+	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_CALL, 0);
+	if (!ev)
+		return MQIM_ENOMEM;
+	ev->call = call;
+	pthread_mutex_lock(&c->mu);
+	bool taken = enqueue_locked(c, ev);
+	pthread_mutex_unlock(&c->mu);
+	if (!taken)
+		free(ev);
+	return taken ? MQIM_OK : MQIM_ECLOSED;
+}
+
 int mqim__work_begin(mqim_client *c)
 {
 	int rc = mqim__db_begin(&c->db);
-	if (rc == MQIM_OK)
+	if (rc == MQIM_OK && !c->work_shared)
 		rc = mqim__db_savepoint(&c->db);
 	return rc;
+}
+
+void mqim__work_share(mqim_client *c, bool on)
+{
+	c->work_shared = on;
+	c->work_err = MQIM_OK;
 }
 
 /* Errors of the store itself, after which trying again later may work. */
@@ -401,6 +446,12 @@ static bool storage_error(int rc)
 
 int mqim__work_end(mqim_client *c, int rc)
 {
+	if (c->work_shared) {
+		/* Undone, if at all, with the units it shares a savepoint with. */
+		if (rc != MQIM_OK && c->work_err == MQIM_OK)
+			c->work_err = rc;
+		return rc;
+	}
 	if (rc == MQIM_OK)
 		rc = mqim__db_release(&c->db);
 	if (rc != MQIM_OK) {
@@ -484,12 +535,8 @@ static void release_slot(mqim_client *c, struct mqim__ev *ev)
 	ev->epoch = STALE_EPOCH;
 }
 
-/* Apply a store event in the open transaction.  false when the store
- * failed: its work and its notes are undone, and it is to be held. */
-static bool apply_event(mqim_client *c, struct mqim__ev *ev)
+static void apply_one(mqim_client *c, struct mqim__ev *ev)
 {
-	struct mqim__note *mark = c->n_tail;
-	c->store_err = MQIM_OK;
 	c->undo_scope = true;
 	if (ev->type == MQIM_EV_MSG)
 		mqim__receive(c, ev->topic, ev->data, ev->len);
@@ -498,6 +545,15 @@ static bool apply_event(mqim_client *c, struct mqim__ev *ev)
 	c->undo_scope = false;
 	if (ev->type == MQIM_EV_PUB_DONE)
 		ev->epoch = STALE_EPOCH;   /* its slot is gone: applied again, it is news */
+}
+
+/* Apply a store event in the open transaction.  false when the store
+ * failed: its work and its notes are undone, and it is to be held. */
+static bool apply_event(mqim_client *c, struct mqim__ev *ev)
+{
+	struct mqim__note *mark = c->n_tail;
+	c->store_err = MQIM_OK;
+	apply_one(c, ev);
 	if (c->store_err == MQIM_OK)
 		return true;
 	notes_undo(c, mark);
@@ -506,7 +562,7 @@ static bool apply_event(mqim_client *c, struct mqim__ev *ev)
 
 static int64_t next_wake(mqim_client *c)
 {
-	int64_t t = c->store_retry_at;
+	int64_t t = c->store_retry_at < c->lazy_until ? c->store_retry_at : c->lazy_until;
 	if (c->reconnect_at < t)
 		t = c->reconnect_at;
 	if (c->connect_deadline < t)
@@ -528,12 +584,7 @@ static int64_t next_wake(mqim_client *c)
 
 /* ---- the loop ------------------------------------------------------------- */
 
-/* A list of events in order. */
-struct evq {
-	struct mqim__ev *head, *tail;
-};
-
-static void evq_push(struct evq *q, struct mqim__ev *ev)
+static void evq_push(struct mqim__evq *q, struct mqim__ev *ev)
 {
 	ev->next = NULL;
 	if (q->tail)
@@ -543,7 +594,19 @@ static void evq_push(struct evq *q, struct mqim__ev *ev)
 	q->tail = ev;
 }
 
-static void evq_free(struct evq *q)
+/* Append the list *more to *q. */
+static void evq_chain(struct mqim__evq *q, struct mqim__evq *more)
+{
+	if (!more->head)
+		return;
+	if (q->tail)
+		q->tail->next = more->head;
+	else
+		q->head = more->head;
+	q->tail = more->tail;
+}
+
+static void evq_free(struct mqim__evq *q)
 {
 	while (q->head) {
 		struct mqim__ev *next = q->head->next;
@@ -580,15 +643,75 @@ static void run_event(mqim_client *c, struct mqim__ev *ev)
 	free(ev);
 }
 
-/* Process evs (after what is held, when it is time to try again) in one
- * transaction and commit it.  Store events applied go to *applied until
- * the commit says whether they stick; those that cannot be applied now
- * go to the hold.  Returns the commit's result. */
-static int process(mqim_client *c, struct mqim__ev *evs, bool holding, struct evq *applied,
-		   int *failed)
+/* Calls and what arrived must be on disk when they are answered or
+ * acknowledged; the rest of the work (acknowledgements of our publishes,
+ * the pump's bookkeeping) may be lost in a power cut, which costs a
+ * resend the broker de-duplicates: its commits need not wait for the
+ * disk (db.h, mqim__db_sync). */
+static bool needs_sync(const struct mqim__ev *evs)
 {
+	for (const struct mqim__ev *ev = evs; ev; ev = ev->next)
+		if (ev->type == MQIM_EV_CALL || ev->type == MQIM_EV_MSG)
+			return true;
+	return false;
+}
+
+/* Process evs in the open transaction, without committing.  Store events
+ * applied go to *applied until the commit says whether they stick; those
+ * that cannot be applied now (holding, or the store fails) go to the
+ * hold, and *failed gets the store's error. */
+/* Apply the store events of run under one savepoint (mqim__work_share):
+ * a savepoint per event copies every page it touches, the most of what an
+ * acknowledgement costs.  true when all went in; else nothing of them
+ * stays (notes included) and the caller applies them one by one. */
+static bool apply_shared(mqim_client *c, struct mqim__evq *run)
+{
+	struct mqim__note *mark = c->n_tail;
+	int rc = mqim__work_begin(c);
+	mqim__work_share(c, true);
+	for (struct mqim__ev *ev = run->head; ev && rc == MQIM_OK; ev = ev->next) {
+		apply_one(c, ev);
+		rc = c->work_err;
+	}
+	mqim__work_share(c, false);
+	if (mqim__work_end(c, rc) == MQIM_OK)
+		return true;
+	notes_undo(c, mark);
+	return false;
+}
+
+/* The store events from evs up to the next other event into *run; returns
+ * what follows them. */
+static struct mqim__ev *take_run(struct mqim__ev *evs, struct mqim__evq *run)
+{
+	while (evs && is_store_event(evs)) {
+		struct mqim__ev *ev = evs;
+		evs = ev->next;
+		evq_push(run, ev);
+	}
+	return evs;
+}
+
+static void process(mqim_client *c, struct mqim__ev *evs, bool holding, struct mqim__evq *applied,
+		    int *failed)
+{
+	struct mqim__ev *solo_until = NULL;   /* after a shared run that failed */
 	while (evs) {
 		struct mqim__ev *ev = evs;
+		if (evs == solo_until)
+			solo_until = NULL;
+		if (!holding && !solo_until && is_store_event(ev) && ev->next &&
+		    is_store_event(ev->next)) {
+			struct mqim__evq run = { NULL, NULL };
+			struct mqim__ev *rest = take_run(evs, &run);
+			if (apply_shared(c, &run)) {
+				evq_chain(applied, &run);
+				evs = rest;
+				continue;
+			}
+			run.tail->next = rest;   /* one by one, below */
+			solo_until = rest ? rest : run.tail;
+		}
 		evs = ev->next;
 		if (!is_store_event(ev)) {
 			run_event(c, ev);
@@ -605,7 +728,32 @@ static int process(mqim_client *c, struct mqim__ev *evs, bool holding, struct ev
 		}
 	}
 	mqim__link_timers(c, mqim__mono_ms());
-	return commit_batch(c);
+}
+
+/* The commit (rc) of work begun after note `mark` is in: keep what it
+ * applied, or hold it again.  retry: the batch applied the hold again. */
+static void settle(mqim_client *c, int rc, struct mqim__note *mark, struct mqim__evq *applied,
+		   int failed, bool retry)
+{
+	if (rc != MQIM_OK) {
+		notes_undo(c, mark);
+		mqim__hold_prepend(&c->hold, applied->head);
+		applied->head = applied->tail = NULL;
+		store_failed(c, rc);
+		return;
+	}
+	evq_free(applied);
+	if (failed != MQIM_OK)
+		store_failed(c, failed);
+	else if (retry)
+		c->store_retry_at = INT64_MAX;   /* all held events are stored */
+}
+
+static void pump(mqim_client *c)
+{
+	c->undo_scope = true;
+	mqim__pump(c);
+	c->undo_scope = false;
 }
 
 static struct mqim__ev *chain(struct mqim__ev *a, struct mqim__ev *b)
@@ -619,54 +767,86 @@ static struct mqim__ev *chain(struct mqim__ev *a, struct mqim__ev *b)
 	return a;
 }
 
+/* How long a lazy transaction stays open at most. */
+#define LAZY_MS 5
+
+/* Commit the open lazy transaction, if any, and settle what it applied. */
+static void lazy_flush(mqim_client *c)
+{
+	if (c->lazy_until == INT64_MAX)
+		return;
+	c->lazy_until = INT64_MAX;
+	settle(c, commit_batch(c), c->lazy_mark, &c->lazy_applied, MQIM_OK, false);
+}
+
+/* A turn with nothing that must be durable: acknowledgements of our
+ * publishes, timers, the pump.  Its work joins the lazy transaction,
+ * which stays open across turns until LAZY_MS after it began (or until
+ * something durable comes): one commit, not synced, for every turn of a
+ * busy stream of acknowledgements, and the callbacks wait for it. */
+static void lazy_turn(mqim_client *c, struct mqim__ev *evs)
+{
+	int failed = MQIM_OK;
+	if (c->lazy_until == INT64_MAX) {
+		mqim__db_sync(&c->db, false);
+		c->lazy_mark = c->n_tail;
+		c->lazy_until = mqim__mono_ms() + LAZY_MS;
+	}
+	process(c, evs, false, &c->lazy_applied, &failed);
+	if (failed == MQIM_OK)
+		pump(c);
+	if (failed != MQIM_OK || mqim__mono_ms() >= c->lazy_until)
+		lazy_flush(c);
+	if (failed != MQIM_OK)
+		store_failed(c, failed);
+	if (c->lazy_until == INT64_MAX)
+		fire_notes(c);
+}
+
+/* One turn of the loop: evs (after what is held, when it is time to try
+ * again) in one transaction, then the callbacks.  Calls and what arrived
+ * are committed, durably, and their callbacks made, before the pump runs,
+ * so that nothing is published before the send that queued it was
+ * answered; the pump's work then joins a lazy transaction (lazy_turn).
+ * The pump rests while the store fails: the rows it publishes could not
+ * record the attempt, and their acknowledgements would only join the hold
+ * (a publish loop of acknowledged rows still QUEUED). */
 static void run_batch(mqim_client *c, struct mqim__ev *evs)
 {
-	struct evq applied = { NULL, NULL };
-	struct mqim__note *mark = c->n_tail;
 	bool retry = c->store_retry_at <= mqim__mono_ms();
-	int failed = MQIM_OK;
+	bool holding = c->store_retry_at != INT64_MAX && !retry;
+	bool durable = needs_sync(evs);
 
+	if (!durable && !retry && !holding) {
+		lazy_turn(c, evs);
+		return;
+	}
+	lazy_flush(c);
+	fire_notes(c);
+	struct mqim__evq applied = { NULL, NULL };
+	struct mqim__note *mark = c->n_tail;
+	int failed = MQIM_OK;
 	if (retry) {
 		evs = chain(mqim__hold_take(&c->hold), evs);
 		report_dropped(c);
 	}
-	int rc = process(c, evs, c->store_retry_at != INT64_MAX && !retry, &applied, &failed);
-	if (rc != MQIM_OK) {
-		notes_undo(c, mark);
-		mqim__hold_prepend(&c->hold, applied.head);
-		store_failed(c, rc);
-	} else {
-		evq_free(&applied);
-		if (failed != MQIM_OK)
-			store_failed(c, failed);
-		else if (retry)
-			c->store_retry_at = INT64_MAX;   /* all held events are stored */
-	}
-	/* The pump rests while the store fails: the rows it publishes could
-	 * not record the attempt, and their acknowledgements would only join
-	 * the hold (a publish loop of acknowledged rows still QUEUED). */
-	if (c->store_retry_at == INT64_MAX) {
-		mark = c->n_tail;
-		c->undo_scope = true;
-		mqim__pump(c);
-		c->undo_scope = false;
-		rc = commit_batch(c);
-		if (rc != MQIM_OK) {
-			notes_undo(c, mark);
-			store_failed(c, rc);
-		}
-	}
+	mqim__db_sync(&c->db, durable);
+	process(c, evs, holding, &applied, &failed);
+	settle(c, commit_batch(c), mark, &applied, failed, retry);
 	fire_notes(c);
+	if (c->store_retry_at == INT64_MAX)
+		lazy_turn(c, NULL);
 }
 
 static void shutdown_worker(mqim_client *c)
 {
+	lazy_flush(c);
+	fire_notes(c);
 	if (c->st != MQIM_STATE_LOGGED_OUT)
 		mqim__link_close(c, true);
 	else
 		mqim__link_destroy(c);
 	commit_batch(c);
-	drop_notes(c);
 	/* What waits in memory is lost; its senders send it again. */
 	mqim__hold_clear(&c->hold);
 
@@ -674,17 +854,16 @@ static void shutdown_worker(mqim_client *c)
 	c->stopped = true;
 	struct mqim__ev *ev = c->q_head;
 	c->q_head = c->q_tail = NULL;
+	pthread_mutex_unlock(&c->mu);
+	/* Calls that came with mqim_close() (against the rules): refused. */
 	while (ev) {
 		struct mqim__ev *next = ev->next;
-		if (ev->type == MQIM_EV_CALL) {
-			ev->call->rc = MQIM_ECLOSED;
-			ev->call->done = true;
-		}
+		if (ev->type == MQIM_EV_CALL)
+			call_complete(c, ev->call, MQIM_ECLOSED);
 		free(ev);
 		ev = next;
 	}
-	pthread_cond_broadcast(&c->done);
-	pthread_mutex_unlock(&c->mu);
+	drop_notes(c);
 
 	/* The read-only connection first: the writer, closing last, then
 	 * checkpoints the write-ahead log into mqim.db and removes it, so that
@@ -979,7 +1158,7 @@ MQIM_EXPORT int mqim_create(const struct mqim_options *opts, const struct mqim_c
 	c->obcfg = (struct mqim__ob_cfg){ opts->resend_timeout_ms, opts->max_resends };
 	c->st = c->state = MQIM_STATE_IDLE;
 	c->reconnect_at = c->connect_deadline = INT64_MAX;
-	c->store_retry_at = INT64_MAX;
+	c->store_retry_at = c->lazy_until = INT64_MAX;
 	mqim__hold_init(&c->hold);
 	c->next_due = INT64_MAX;
 	c->window = opts->max_inflight;

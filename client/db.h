@@ -25,7 +25,9 @@ struct mqim__db {
 	sqlite3_stmt *sp, *sp_release, *sp_undo;
 	sqlite3_stmt *meta_get, *meta_put;
 	sqlite3_stmt *group_add, *group_del, *group_list;
+	sqlite3_stmt *sync_normal, *sync_full;   /* NULL unless synchronous=FULL */
 	bool in_tx;
+	bool lazy;                  /* synchronous=NORMAL for now (mqim__db_sync) */
 };
 
 #define MQIM_DB_READONLY 0x1
@@ -50,6 +52,17 @@ int mqim__db_prepare(struct mqim__db *db, const char *sql, sqlite3_stmt **st);
  * disk, and then the transaction has been rolled back. */
 int mqim__db_begin(struct mqim__db *db);
 int mqim__db_commit(struct mqim__db *db);
+
+/* Whether the next transactions' commits wait for the disk.  A connection
+ * opened without MQIM_DB_NOSYNC is synchronous=FULL: every commit syncs
+ * the write-ahead log.  mqim__db_sync(db, false) makes it NORMAL until
+ * mqim__db_sync(db, true): such commits are not synced; the next durable
+ * commit (or checkpoint) syncs them too, since the log is written in
+ * order, so a power cut may lose the last lazy transactions but never one
+ * before a durable one.  For work that is cheap to lose: state that a
+ * resend re-creates.  Only outside a transaction (SQLite refuses to change
+ * it inside one): MQIM_EBUSY then.  A no-op with MQIM_DB_NOSYNC. */
+int mqim__db_sync(struct mqim__db *db, bool durable);
 void mqim__db_rollback(struct mqim__db *db);
 
 /* A savepoint inside the open transaction, for one unit of work: release

@@ -30,6 +30,7 @@ bool mqim__hold_push(struct mqim__hold *h, struct mqim__ev *ev)
 	if (over(h, 1, b)) {
 		free(ev);
 		h->dropped++;
+		h->dropped_total++;
 		return false;
 	}
 	ev->next = NULL;
@@ -81,6 +82,7 @@ void mqim__hold_clear(struct mqim__hold *h)
 		struct mqim__ev *next = ev->next;
 		free(ev);
 		h->dropped++;
+		h->dropped_total++;
 		ev = next;
 	}
 }

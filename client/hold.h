@@ -33,6 +33,7 @@ struct mqim__hold {
 	size_t n, bytes;            /* held now */
 	size_t max_n, max_bytes;    /* the caps */
 	size_t dropped;             /* dropped since mqim__hold_take_dropped() */
+	size_t dropped_total;       /* dropped since mqim__hold_init() */
 };
 
 /* An empty queue with the default caps; this function can't fail. */

@@ -12,6 +12,7 @@
  *              arrives; receipts that update our own messages
  *   query.c    the read-only queries served on the caller's thread
  *   hold.c     what arrived but could not be stored yet (a full disk)
+ *   send_many.c  mqim_send_many, mqim_send_nowait: one commit for many
  *
  * Threads.  The library thread owns everything below the "library thread
  * only" line: the writing database connection, the paho handle, the
@@ -40,12 +41,16 @@
 #include "seen.h"
 #include "uuid.h"
 
-/* A synchronous request run on the library thread (mqim__call). */
+/* A request run on the library thread: synchronous (mqim__call: the
+ * caller waits for done), or not (mqim__call_nowait: finish is called on
+ * the library thread once the work is committed or has failed, with rc
+ * set, and owns the call from then on). */
 struct mqim__call {
 	int (*fn)(mqim_client *c, void *arg);
 	void *arg;
 	int rc;
 	bool done;
+	void (*finish)(mqim_client *c, struct mqim__call *call);
 };
 
 enum mqim__ev_type {
@@ -78,6 +83,11 @@ struct mqim__ev {
 	char *topic;              /* MSG, SUB_DONE: into data */
 	size_t len;
 	unsigned char data[];
+};
+
+/* A list of events, oldest first. */
+struct mqim__evq {
+	struct mqim__ev *head, *tail;
 };
 
 /* A callback to make once the current batch is committed. */
@@ -150,6 +160,8 @@ struct mqim_client {
 	bool stopped;               /* the library thread no longer takes calls */
 	enum mqim_state state;      /* mirror of st for mqim_get_state() */
 	struct mqim__uuid_gen idgen;
+	unsigned nowait_n;          /* mqim_send_nowait() messages not yet stored */
+	size_t nowait_bytes;        /* ... their envelopes' and bodies' bytes */
 
 	pthread_mutex_t rd_mu;      /* recursive; guards rdb */
 	struct mqim__db rdb;        /* read-only connection for query.c */
@@ -180,10 +192,16 @@ struct mqim_client {
 	struct mqim__call **pending;   /* calls answered at the next commit */
 	size_t npending, cap_pending;
 	struct mqim__hold hold;     /* arrived, not stored yet (hold.h) */
+	int64_t lazy_until;         /* monotonic ms by which the open lazy
+	                             * transaction is committed; INT64_MAX: none */
+	struct mqim__note *lazy_mark;  /* the last note from before it */
+	struct mqim__evq lazy_applied; /* the store events it applied */
 	int64_t store_retry_at;     /* monotonic ms of the next try to store what
 	                             * is held; INT64_MAX: the store works */
 	int store_err;              /* a unit of work failed to store (work_end) */
 	bool undo_scope;            /* notes made now report uncommitted work */
+	bool work_shared;           /* mqim__work_share() */
+	int work_err;               /* the first failure of a shared unit */
 	bool in_callback;
 	bool kick;                  /* work was queued from a callback: loop again */
 	bool close_in_callback;     /* mqim_close() from a callback */
@@ -195,6 +213,12 @@ struct mqim_client {
  * return its result, or the commit's error.  MQIM_ECLOSED when the thread
  * has stopped. */
 int mqim__call(mqim_client *c, int (*fn)(mqim_client *c, void *arg), void *arg);
+/* Queue call (fn, arg, finish set) for the library thread and return at
+ * once: MQIM_OK, after which call->finish will run exactly once (also at
+ * mqim_close(), with MQIM_ECLOSED), or MQIM_ECLOSED / MQIM_ENOMEM, after
+ * which it never runs and the call is still the caller's.  From the
+ * library thread itself the work is done and finished before it returns. */
+int mqim__call_nowait(mqim_client *c, struct mqim__call *call);
 
 /* Open the batch transaction (if needed) and a savepoint for one unit of
  * work; leave it keeping (rc == MQIM_OK) or undoing it.  Returns rc.  A
@@ -204,6 +228,13 @@ int mqim__call(mqim_client *c, int (*fn)(mqim_client *c, void *arg), void *arg);
  * outside the database that applying it again would change twice. */
 int mqim__work_begin(mqim_client *c);
 int mqim__work_end(mqim_client *c, int rc);
+/* From mqim__work_share(c, true) to (c, false), units of work share the
+ * savepoint of the work around them instead of opening their own: no page
+ * is copied per unit, but a unit that fails is not undone alone
+ * (mqim__work_end only records the first failure in c->work_err); the
+ * caller undoes them all.  Between a mqim__work_begin() of its own and the
+ * matching mqim__work_end(). */
+void mqim__work_share(mqim_client *c, bool on);
 
 /* Queue callbacks to the application (fired after the batch commits). */
 void mqim__note_state(mqim_client *c, enum mqim_state st, int err);
@@ -256,6 +287,31 @@ int mqim__link_publish(mqim_client *c, const char *topic, const void *payload, s
 int mqim__presence_env(mqim_client *c, bool online, void **out, size_t *len);
 
 /* ---- send.c -------------------------------------------------------------- */
+
+/* One message to send: the caller's strings (borrowed), its id and its
+ * encoded envelope. */
+struct mqim__send_req {
+	const char *to;
+	bool is_group;
+	const char *ct;
+	const void *body;
+	size_t len;
+	int qos;
+	uint8_t id[16];
+	uint64_t ts;
+	void *payload;              /* malloc'd: free() it */
+	size_t plen;
+};
+
+/* Check the arguments of a send as mqim_send() does, give the message a
+ * fresh id and encode its envelope into *q.  On error nothing is
+ * allocated; on success q->payload must be freed with free().  Any
+ * thread. */
+int mqim__send_prepare(mqim_client *c, struct mqim__send_req *q, const char *to, bool is_group,
+		       const char *ct, const void *body, size_t len, int qos);
+/* Write the message arg (a struct mqim__send_req) to the outbox and the
+ * history in one unit of work; the job of mqim__call(). */
+int mqim__send_store(mqim_client *c, void *arg);
 
 void mqim__pump(mqim_client *c);
 void mqim__pub_done(mqim_client *c, struct mqim__ev *ev);

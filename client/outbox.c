@@ -113,8 +113,15 @@ int mqim__ob_open(struct mqim__outbox *ob, struct mqim__db *db)
 		{ "UPDATE outbox SET state=?2, attempts=?3, next_at=?4, err=?5 WHERE seq=?1", &ob->save },
 		{ "DELETE FROM outbox WHERE seq=?1", &ob->del },
 		{ "SELECT " ROW_COLS " FROM outbox WHERE id=?1", &ob->by_id },
-		{ "SELECT " ROW_COLS " FROM outbox WHERE state=1 OR (state=2 AND next_at<=?1)"
-		  " ORDER BY seq LIMIT ?2", &ob->due },
+		/* The due rows are two ordered scans merged by mqim__ob_due(),
+		 * each stopping at the limit: one query with an OR made SQLite
+		 * sort every QUEUED row on each call (2.5 ms with 10,000 queued,
+		 * per pump round), and a UNION ALL still copied the rows into
+		 * temporary trees.  outbox_queue: db.c. */
+		{ "SELECT " ROW_COLS " FROM outbox INDEXED BY outbox_queue WHERE state=1"
+		  " ORDER BY seq LIMIT ?1", &ob->due },
+		{ "SELECT " ROW_COLS " FROM outbox WHERE state=2 AND next_at<=?1"
+		  " ORDER BY seq LIMIT ?2", &ob->due_sent },
 		{ "SELECT min(next_at) FROM outbox WHERE state=2", &ob->next_due },
 		{ "SELECT " ROW_COLS " FROM outbox WHERE kind=0 ORDER BY seq", &ob->list },
 		{ "SELECT count(*) FROM outbox", &ob->count },
@@ -134,7 +141,7 @@ int mqim__ob_open(struct mqim__outbox *ob, struct mqim__db *db)
 void mqim__ob_close(struct mqim__outbox *ob)
 {
 	sqlite3_stmt *all[] = { ob->ins, ob->save, ob->del, ob->by_id, ob->due,
-				ob->next_due, ob->list, ob->count };
+				ob->due_sent, ob->next_due, ob->list, ob->count };
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 	memset(ob, 0, sizeof *ob);
@@ -235,12 +242,46 @@ static int walk(sqlite3_stmt *st, int (*cb)(void *ctx, struct mqim__ob_row *r), 
 	return rc;
 }
 
+static void finish(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* The rows of a and b (each in seq order) in seq order, at most limit. */
+static int walk_merged(sqlite3_stmt *a, sqlite3_stmt *b, unsigned limit,
+		       int (*cb)(void *ctx, struct mqim__ob_row *r), void *ctx)
+{
+	struct mqim__ob_row r;
+	int sa = sqlite3_step(a), sb = sqlite3_step(b), rc = MQIM_OK;
+	for (unsigned n = 0; n < limit && (sa == SQLITE_ROW || sb == SQLITE_ROW); n++) {
+		bool from_a = sa == SQLITE_ROW &&
+			      (sb != SQLITE_ROW || sqlite3_column_int64(a, 0) < sqlite3_column_int64(b, 0));
+		read_row(from_a ? a : b, &r);
+		rc = cb(ctx, &r);
+		if (rc != 0)
+			break;
+		if (from_a)
+			sa = sqlite3_step(a);
+		else
+			sb = sqlite3_step(b);
+	}
+	if (rc == MQIM_OK && sa != SQLITE_DONE && sa != SQLITE_ROW)
+		rc = mqim__db_err(sa);
+	if (rc == MQIM_OK && sb != SQLITE_DONE && sb != SQLITE_ROW)
+		rc = mqim__db_err(sb);
+	finish(a);
+	finish(b);
+	return rc;
+}
+
 int mqim__ob_due(struct mqim__outbox *ob, int64_t now, unsigned limit,
 		 int (*cb)(void *ctx, struct mqim__ob_row *r), void *ctx)
 {
-	sqlite3_bind_int64(ob->due, 1, now);
-	sqlite3_bind_int64(ob->due, 2, limit);
-	return walk(ob->due, cb, ctx);
+	sqlite3_bind_int64(ob->due, 1, limit);
+	sqlite3_bind_int64(ob->due_sent, 1, now);
+	sqlite3_bind_int64(ob->due_sent, 2, limit);
+	return walk_merged(ob->due, ob->due_sent, limit, cb, ctx);
 }
 
 int64_t mqim__ob_next_due(struct mqim__outbox *ob)

@@ -115,7 +115,7 @@ struct mqim__ob_row {
 
 struct mqim__outbox {
 	struct mqim__db *db;
-	sqlite3_stmt *ins, *save, *del, *by_id, *due, *next_due, *list, *count;
+	sqlite3_stmt *ins, *save, *del, *by_id, *due, *due_sent, *next_due, *list, *count;
 };
 
 int mqim__ob_open(struct mqim__outbox *ob, struct mqim__db *db);

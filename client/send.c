@@ -102,22 +102,9 @@ static int apply(mqim_client *c, struct mqim__ob_row *r, unsigned act, int ns)
 
 /* ---- mqim_send --------------------------------------------------------------- */
 
-struct send_req {
-	const char *to;
-	bool is_group;
-	const char *ct;
-	const void *body;
-	size_t len;
-	int qos;
-	uint8_t id[16];
-	uint64_t ts;
-	void *payload;
-	size_t plen;
-};
-
-static int do_send(mqim_client *c, void *arg)
+int mqim__send_store(mqim_client *c, void *arg)
 {
-	struct send_req *q = arg;
+	struct mqim__send_req *q = arg;
 	struct mqim__ob_row row;
 	struct mqim_message m;
 	int rc;
@@ -158,15 +145,13 @@ static int do_send(mqim_client *c, void *arg)
 	return mqim__work_end(c, rc);
 }
 
-MQIM_EXPORT int mqim_send(mqim_client *c, const char *to, bool is_group,
-			  const char *ct, const void *body, size_t len, int qos,
-			  uint8_t id_out[MQIM_ID_LEN])
+int mqim__send_prepare(mqim_client *c, struct mqim__send_req *q, const char *to, bool is_group,
+		       const char *ct, const void *body, size_t len, int qos)
 {
-	struct send_req q;
 	struct mqim_env env;
 	int rc;
 
-	if (!c || !to || qos < 0 || qos > 2 || (!body && len > 0) || len > (size_t)INT32_MAX)
+	if (!to || qos < 0 || qos > 2 || (!body && len > 0) || len > (size_t)INT32_MAX)
 		return MQIM_EINVAL;
 	if (ct && (!*ct || strlen(ct) > 255))
 		return MQIM_EINVAL;
@@ -175,38 +160,52 @@ MQIM_EXPORT int mqim_send(mqim_client *c, const char *to, bool is_group,
 	if (len > c->o.max_payload)
 		return MQIM_ETOOBIG;
 
-	memset(&q, 0, sizeof q);
-	q.to = to;
-	q.is_group = is_group;
-	q.ct = ct ? ct : "text/plain";
-	q.body = body ? body : "";
-	q.len = len;
-	q.qos = qos;
-	q.ts = (uint64_t)mqim__now_ms();
-	mqim__new_id(c, q.id);
+	memset(q, 0, sizeof *q);
+	q->to = to;
+	q->is_group = is_group;
+	q->ct = ct ? ct : "text/plain";
+	q->body = body ? body : "";
+	q->len = len;
+	q->qos = qos;
+	q->ts = (uint64_t)mqim__now_ms();
+	mqim__new_id(c, q->id);
 
 	memset(&env, 0, sizeof env);
 	env.v = MQIM_ENV_VERSION;
-	memcpy(env.id, q.id, 16);
+	memcpy(env.id, q->id, 16);
 	env.t = (struct mqim_str){ "msg", 3 };
 	env.fr = (struct mqim_str){ c->user, strlen(c->user) };
 	env.to = (struct mqim_str){ to, strlen(to) };
-	env.ts = q.ts;
+	env.ts = q->ts;
 	if (ct)
 		env.ct = (struct mqim_str){ ct, strlen(ct) };
-	env.body = q.body;
+	env.body = q->body;
 	env.body_len = len;
 	env.has_body = true;
 	/* Text goes as a MessagePack str, anything else as bin. */
-	env.body_is_str = strncmp(q.ct, "text/", 5) == 0;
-	rc = mqim_env_encode(&env, &q.payload, &q.plen);
+	env.body_is_str = strncmp(q->ct, "text/", 5) == 0;
+	rc = mqim_env_encode(&env, &q->payload, &q->plen);
 	if (rc != MQIM_OK)
 		return rc;
-	if (q.plen > c->o.max_payload) {
-		free(q.payload);
+	if (q->plen > c->o.max_payload) {
+		free(q->payload);
+		q->payload = NULL;
 		return MQIM_ETOOBIG;
 	}
-	rc = mqim__call(c, do_send, &q);
+	return MQIM_OK;
+}
+
+MQIM_EXPORT int mqim_send(mqim_client *c, const char *to, bool is_group,
+			  const char *ct, const void *body, size_t len, int qos,
+			  uint8_t id_out[MQIM_ID_LEN])
+{
+	struct mqim__send_req q;
+	if (!c)
+		return MQIM_EINVAL;
+	int rc = mqim__send_prepare(c, &q, to, is_group, ct, body, len, qos);
+	if (rc != MQIM_OK)
+		return rc;
+	rc = mqim__call(c, mqim__send_store, &q);
 	free(q.payload);
 	if (rc == MQIM_OK && id_out)
 		memcpy(id_out, q.id, 16);

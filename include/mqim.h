@@ -307,6 +307,84 @@ MQIM_EXPORT int mqim_send(mqim_client *c, const char *to, bool is_group,
 			  const char *ct, const void *body, size_t len, int qos,
 			  uint8_t id_out[MQIM_ID_LEN]);
 
+/* Sending fast.  mqim_send() waits for its own write to the outbox, and
+ * with MQIM_DURABLE_FULL for the disk to confirm it (an fsync, about a
+ * millisecond): one thread calling it in a loop sends a few thousand
+ * messages a second.  Sends made at the same moment from several threads
+ * share one write.  A single thread that has many messages to send either
+ * hands them over together, mqim_send_many(), or does not wait for the
+ * disk, mqim_send_nowait(); both keep the promise that a message reported
+ * stored is on disk (options.durability), and the sending order. */
+
+/* One message of mqim_send_many(): the arguments of mqim_send().  Start
+ * from MQIM_OUTGOING_INIT (QoS 1, text/plain), then set the fields. */
+struct mqim_outgoing {
+	int version;                /* MQIM_OUTGOING_VERSION */
+	const char *to;             /* the recipient user, or the group */
+	bool is_group;
+	const char *content_type;   /* NULL: "text/plain" */
+	const void *body;           /* may be NULL when body_len is 0 */
+	size_t body_len;
+	int qos;                    /* 0, 1 or 2 */
+};
+
+#define MQIM_OUTGOING_VERSION 1
+#define MQIM_OUTGOING_INIT { MQIM_OUTGOING_VERSION, NULL, false, NULL, NULL, 0, 1 }
+#define MQIM_SEND_MANY_MAX 1024   /* messages per mqim_send_many() call */
+
+/* Send n messages (1 to MQIM_SEND_MANY_MAX) with one write to the outbox:
+ * each is checked and given an id as by mqim_send(), then all are stored
+ * in one transaction, in array order, durably (options.durability) before
+ * this returns MQIM_OK, at the cost of one disk sync for the lot.  They go
+ * out in that order, after anything sent before, and each then lives as a
+ * message sent by mqim_send() does (states, resends, mqim_retry()).
+ * ids_out (may be NULL) receives the ids: ids_out[i] is msgs[i]'s.
+ *
+ * All or nothing: on error none of the messages was queued and ids_out
+ * is left as it was.  msgs and everything it points to are borrowed;
+ * nothing is kept after the call (the encoded messages are held in memory
+ * during it: up to n times options.max_payload).
+ *
+ * Errors: those of mqim_send() (the first invalid message decides:
+ * MQIM_EINVAL, MQIM_EBADNAME, MQIM_ETOOBIG; the store: MQIM_ENOSPC,
+ * MQIM_EIO, MQIM_EDB; MQIM_ECLOSED), and MQIM_EINVAL for n == 0,
+ * n > MQIM_SEND_MANY_MAX, msgs NULL or an element whose version is not
+ * MQIM_OUTGOING_VERSION. */
+MQIM_EXPORT int mqim_send_many(mqim_client *c, const struct mqim_outgoing *msgs, size_t n,
+			       uint8_t (*ids_out)[MQIM_ID_LEN]);
+
+#define MQIM_NOWAIT_MAX        10000       /* messages waiting to be stored */
+#define MQIM_NOWAIT_MAX_BYTES  (16u << 20) /* ... and their bytes (envelope and body) */
+
+/* Send a message without waiting for the disk.  The arguments, the checks
+ * and the id are those of mqim_send(); the message is handed to the
+ * library thread, which stores it together with whatever else is queued at
+ * that moment (one write and one disk sync for all of them) and then
+ * reports it through callbacks.on_message_state, once:
+ *   QUEUED   it is in the outbox, durably (options.durability): from here
+ *            on it lives as a message sent by mqim_send() does, and
+ *            SENT, DELIVERED ... follow;
+ *   FAILED   it could not be stored, err says why (MQIM_ENOSPC, MQIM_EIO,
+ *            MQIM_EDB, MQIM_ECLOSED): it is not in the outbox nor in the
+ *            history (mqim_message_state() says MQIM_ENOTFOUND and
+ *            mqim_retry() cannot resend it): send it again.
+ * MQIM_OK from this call promises nothing about the disk: until QUEUED is
+ * reported, a crash may lose the message.  Messages are stored and sent
+ * in the order of the calls (and of mqim_send() calls made from the same
+ * thread).  At most MQIM_NOWAIT_MAX messages, MQIM_NOWAIT_MAX_BYTES of
+ * envelopes and bodies, wait to be stored at a time: past that this returns
+ * MQIM_EBUSY and queues nothing; wait for a QUEUED or FAILED report, or
+ * call mqim_send(), which waits.  From a callback the message is stored
+ * before this returns (QUEUED or FAILED comes after the callback).
+ *
+ * Errors: MQIM_EINVAL, MQIM_EBADNAME, MQIM_ETOOBIG (the checks of
+ * mqim_send(): then id_out is not written), MQIM_EBUSY, MQIM_ENOMEM,
+ * MQIM_ECLOSED (the client is closing).  On error no callback comes for
+ * the message. */
+MQIM_EXPORT int mqim_send_nowait(mqim_client *c, const char *to, bool is_group,
+				 const char *ct, const void *body, size_t len, int qos,
+				 uint8_t id_out[MQIM_ID_LEN]);
+
 /* Mark the received message (from, id) read: its state becomes READ and a
  * `read` receipt goes to its sender (queued in the outbox, like a message).
  * Marking it again does nothing.  Errors: MQIM_ENOTFOUND (not in the

@@ -38,7 +38,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	return tbroker_cleanup(&broker) == 0 ? 0 : -1;
+	tbroker_cleanup(&broker);
+	return 0;
 }
 
 static bool exists(const char *dir, const char *name)
