@@ -584,16 +584,6 @@ static int64_t next_wake(mqim_client *c)
 
 /* ---- the loop ------------------------------------------------------------- */
 
-static void evq_push(struct mqim__evq *q, struct mqim__ev *ev)
-{
-	ev->next = NULL;
-	if (q->tail)
-		q->tail->next = ev;
-	else
-		q->head = ev;
-	q->tail = ev;
-}
-
 /* Append the list *more to *q. */
 static void evq_chain(struct mqim__evq *q, struct mqim__evq *more)
 {
@@ -604,16 +594,6 @@ static void evq_chain(struct mqim__evq *q, struct mqim__evq *more)
 	else
 		q->head = more->head;
 	q->tail = more->tail;
-}
-
-static void evq_free(struct mqim__evq *q)
-{
-	while (q->head) {
-		struct mqim__ev *next = q->head->next;
-		free(q->head);
-		q->head = next;
-	}
-	q->tail = NULL;
 }
 
 static void run_call(mqim_client *c, struct mqim__call *call)
@@ -687,7 +667,7 @@ static struct mqim__ev *take_run(struct mqim__ev *evs, struct mqim__evq *run)
 	while (evs && is_store_event(evs)) {
 		struct mqim__ev *ev = evs;
 		evs = ev->next;
-		evq_push(run, ev);
+		mqim__evq_push(run, ev);
 	}
 	return evs;
 }
@@ -719,7 +699,7 @@ static void process(mqim_client *c, struct mqim__ev *evs, bool holding, struct m
 			release_slot(c, ev);
 			mqim__hold_push(&c->hold, ev);
 		} else if (apply_event(c, ev)) {
-			evq_push(applied, ev);
+			mqim__evq_push(applied, ev);
 		} else {
 			/* The rest waits behind it, so that order is kept. */
 			*failed = c->store_err;
@@ -742,7 +722,7 @@ static void settle(mqim_client *c, int rc, struct mqim__note *mark, struct mqim_
 		store_failed(c, rc);
 		return;
 	}
-	evq_free(applied);
+	mqim__evq_free(applied);
 	if (failed != MQIM_OK)
 		store_failed(c, failed);
 	else if (retry)

@@ -24,6 +24,26 @@ void mqim__hold_init(struct mqim__hold *h)
 	h->max_bytes = MQIM__HOLD_MAX_BYTES;
 }
 
+void mqim__evq_push(struct mqim__evq *q, struct mqim__ev *ev)
+{
+	ev->next = NULL;
+	if (q->tail)
+		q->tail->next = ev;
+	else
+		q->head = ev;
+	q->tail = ev;
+}
+
+void mqim__evq_free(struct mqim__evq *q)
+{
+	while (q->head) {
+		struct mqim__ev *next = q->head->next;
+		free(q->head);
+		q->head = next;
+	}
+	q->tail = NULL;
+}
+
 bool mqim__hold_push(struct mqim__hold *h, struct mqim__ev *ev)
 {
 	size_t b = ev_bytes(ev);
@@ -33,12 +53,7 @@ bool mqim__hold_push(struct mqim__hold *h, struct mqim__ev *ev)
 		h->dropped_total++;
 		return false;
 	}
-	ev->next = NULL;
-	if (h->tail)
-		h->tail->next = ev;
-	else
-		h->head = ev;
-	h->tail = ev;
+	mqim__evq_push(&h->q, ev);
 	h->n++;
 	h->bytes += b;
 	return true;
@@ -62,8 +77,8 @@ void mqim__hold_prepend(struct mqim__hold *h, struct mqim__ev *evs)
 
 struct mqim__ev *mqim__hold_take(struct mqim__hold *h)
 {
-	struct mqim__ev *all = h->head;
-	h->head = h->tail = NULL;
+	struct mqim__ev *all = h->q.head;
+	h->q.head = h->q.tail = NULL;
 	h->n = h->bytes = 0;
 	return all;
 }

@@ -28,8 +28,18 @@
 
 struct mqim__ev;
 
-struct mqim__hold {
+/* A list of events linked by their next, oldest first. */
+struct mqim__evq {
 	struct mqim__ev *head, *tail;
+};
+
+/* Append ev (its next is overwritten); free() every event of q and empty
+ * it.  These functions can't fail. */
+void mqim__evq_push(struct mqim__evq *q, struct mqim__ev *ev);
+void mqim__evq_free(struct mqim__evq *q);
+
+struct mqim__hold {
+	struct mqim__evq q;
 	size_t n, bytes;            /* held now */
 	size_t max_n, max_bytes;    /* the caps */
 	size_t dropped;             /* dropped since mqim__hold_take_dropped() */

@@ -85,11 +85,6 @@ struct mqim__ev {
 	unsigned char data[];
 };
 
-/* A list of events, oldest first. */
-struct mqim__evq {
-	struct mqim__ev *head, *tail;
-};
-
 /* A callback to make once the current batch is committed. */
 enum mqim__note_type {
 	MQIM_NOTE_STATE,
@@ -303,8 +298,8 @@ struct mqim__send_req {
 	size_t plen;
 };
 
-/* Check the arguments of a send as mqim_send() does, give the message a
- * fresh id and encode its envelope into *q.  On error nothing is
+/* Check the arguments of a send as mqim_send() does (c included), give
+ * the message a fresh id and encode its envelope into *q.  On error nothing is
  * allocated; on success q->payload must be freed with free().  Any
  * thread. */
 int mqim__send_prepare(mqim_client *c, struct mqim__send_req *q, const char *to, bool is_group,

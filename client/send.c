@@ -151,7 +151,7 @@ int mqim__send_prepare(mqim_client *c, struct mqim__send_req *q, const char *to,
 	struct mqim_env env;
 	int rc;
 
-	if (!to || qos < 0 || qos > 2 || (!body && len > 0) || len > (size_t)INT32_MAX)
+	if (!c || !to || qos < 0 || qos > 2 || (!body && len > 0) || len > (size_t)INT32_MAX)
 		return MQIM_EINVAL;
 	if (ct && (!*ct || strlen(ct) > 255))
 		return MQIM_EINVAL;
@@ -200,8 +200,6 @@ MQIM_EXPORT int mqim_send(mqim_client *c, const char *to, bool is_group,
 			  uint8_t id_out[MQIM_ID_LEN])
 {
 	struct mqim__send_req q;
-	if (!c)
-		return MQIM_EINVAL;
 	int rc = mqim__send_prepare(c, &q, to, is_group, ct, body, len, qos);
 	if (rc != MQIM_OK)
 		return rc;

@@ -153,8 +153,6 @@ MQIM_EXPORT int mqim_send_nowait(mqim_client *c, const char *to, bool is_group,
 				 uint8_t id_out[MQIM_ID_LEN])
 {
 	struct mqim__send_req q;
-	if (!c)
-		return MQIM_EINVAL;
 	int rc = mqim__send_prepare(c, &q, to, is_group, ct, body, len, qos);
 	if (rc != MQIM_OK)
 		return rc;

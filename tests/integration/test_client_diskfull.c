@@ -32,13 +32,9 @@ static struct tbroker broker;
 
 static int setup(void **state)
 {
+	static const char *const users[] = { "alice", "bob", NULL };
 	(void)state;
-	if (tfullvfs_install() != 0 || tbroker_init(&broker, NULL) != 0 ||
-	    tbroker_add_user(&broker, "alice", PW, false) != 0 ||
-	    tbroker_add_user(&broker, "bob", PW, false) != 0 ||
-	    tbroker_start(&broker) != 0)
-		return -1;
-	return 0;
+	return tfullvfs_install() == 0 && tc_broker_up(&broker, PW, users) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)

@@ -29,13 +29,9 @@ static struct tbroker broker;
 
 static int setup(void **state)
 {
+	static const char *const users[] = { "alice", "bob", "carol", NULL };
 	(void)state;
-	if (tfullvfs_install() != 0 || tbroker_init(&broker, NULL) != 0 ||
-	    tbroker_add_user(&broker, "alice", PW, false) != 0 ||
-	    tbroker_add_user(&broker, "bob", PW, false) != 0 ||
-	    tbroker_start(&broker) != 0)
-		return -1;
-	return 0;
+	return tfullvfs_install() == 0 && tc_broker_up(&broker, PW, users) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -102,24 +98,44 @@ static void fill(struct mqim_outgoing *m, char (*bodies)[32], size_t from, size_
 	}
 }
 
-/* bob connects and gets m0..m{n-1} with these ids, in order, once each. */
-static void bob_receives(uint8_t ids[][16], size_t n)
+/* bob online and subscribed: a first message from carol reached him
+ * (else what alice publishes before his subscription reaches nobody and
+ * comes later, by a resend). */
+static void bob_ready(struct tc *b, char *dir, size_t dirlen)
 {
-	struct tc b;
-	char dir[256], want[32];
-	tc_tmpdir(dir, sizeof dir, "bob");
-	assert_int_equal(tc_open(&b, broker.port, "bob", PW, dir), MQIM_OK);
-	assert_true(tc_wait_msgs(&b, n, WAIT_MS));
+	struct tc c;
+	char cdir[256];
+	tc_tmpdir(dir, dirlen, "bob");
+	tc_tmpdir(cdir, sizeof cdir, "carol");
+	assert_int_equal(tc_open(b, broker.port, "bob", PW, dir), MQIM_OK);
+	assert_int_equal(tc_open(&c, broker.port, "carol", PW, cdir), MQIM_OK);
+	assert_true(tc_wait_state(b, MQIM_STATE_CONNECTED, WAIT_MS));
+	for (int i = 0; i < 50 && tc_nmsgs(b) == 0; i++) {
+		assert_int_equal(mqim_send(c.c, "bob", false, NULL, "ready", 5, 0, NULL), MQIM_OK);
+		tc_wait_msgs(b, 1, 200);
+	}
+	assert_true(tc_nmsgs(b) >= 1);
+	tc_close(&c);
+	tc_rmdir(cdir);
+}
+
+/* bob (ready) then gets m0..m{n-1} from alice with these ids, in order,
+ * once each, after carol's. */
+static void bob_receives(struct tc *b, char *dir, uint8_t ids[][16], size_t n)
+{
+	char want[32];
+	size_t from = tc_nmsgs(b);
+	assert_true(tc_wait_msgs(b, from + n, WAIT_MS));
 	tc_sleep(200);
-	pthread_mutex_lock(&b.mu);
-	assert_int_equal(b.nmsgs, n);
+	pthread_mutex_lock(&b->mu);
+	assert_int_equal(b->nmsgs, from + n);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(want, sizeof want, "m%zu", i);
-		assert_string_equal(b.msgs[i].body, want);
-		assert_memory_equal(b.msgs[i].id, ids[i], 16);
+		assert_string_equal(b->msgs[from + i].body, want);
+		assert_memory_equal(b->msgs[from + i].id, ids[i], 16);
 	}
-	pthread_mutex_unlock(&b.mu);
-	tc_close(&b);
+	pthread_mutex_unlock(&b->mu);
+	tc_close(b);
 	tc_rmdir(dir);
 }
 
@@ -171,8 +187,11 @@ static void test_many_order_ids_durable(void **state)
 
 	alice_create(&a, dir);   /* on disk: a new client finds them all */
 	assert_outbox(&a, ids, N);
+	struct tc b;
+	char bdir[256];
+	bob_ready(&b, bdir, sizeof bdir);
 	assert_int_equal(mqim_connect(a.c), MQIM_OK);
-	bob_receives(ids, N);
+	bob_receives(&b, bdir, ids, N);
 	for (size_t i = 0; i < N; i++)
 		assert_true(tc_wait_msg_state(&a, ids[i], MQIM_MSG_DELIVERED, WAIT_MS));
 	tc_close(&a);
@@ -273,8 +292,11 @@ static void test_nowait_order_queued(void **state)
 
 	alice_create(&a, dir);
 	assert_outbox(&a, ids, N);
+	struct tc b;
+	char bdir[256];
+	bob_ready(&b, bdir, sizeof bdir);
 	assert_int_equal(mqim_connect(a.c), MQIM_OK);
-	bob_receives(ids, N);
+	bob_receives(&b, bdir, ids, N);
 	tc_close(&a);
 	tc_rmdir(dir);
 }

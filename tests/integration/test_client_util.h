@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "mqim.h"
+#include "tbroker.h"
 
 #define TC_MAX_STATES 256
 
@@ -165,6 +166,18 @@ static inline void tc_on_error(mqim_client *c, int err, const char *what, void *
 	pthread_mutex_unlock(&t->mu);
 	if (getenv("TC_VERBOSE"))
 		fprintf(stderr, "[%s] error %s: %s\n", t->dir, mqim_errname(err), what);
+}
+
+/* Prepare and start broker b with these users (NULL-terminated), each
+ * with password pw and no group; 0 or -1. */
+static inline int tc_broker_up(struct tbroker *b, const char *pw, const char *const *users)
+{
+	if (tbroker_init(b, NULL) != 0)
+		return -1;
+	for (const char *const *u = users; *u; u++)
+		if (tbroker_add_user(b, *u, pw, false) != 0)
+			return -1;
+	return tbroker_start(b);
 }
 
 /* Options for tests: short timeouts, fast backoff. */
