@@ -416,8 +416,10 @@ int dedup_bench(unsigned ids, struct dedup_result *res);
 
 struct client_result {
 	unsigned n, rounds;
-	struct summary paho, full, app;  /* messages/s */
+	struct summary paho, full, app;  /* messages/s; full, app: mqim_send() */
+	struct summary many, nowait;     /* mqim_send_many(), mqim_send_nowait(), FULL */
 	double enqueue_full, enqueue_app;  /* mqim_send() calls/s (medians) */
+	double stored_many, stored_nowait; /* messages durably stored /s (medians) */
 };
 /* libmqim against raw paho on broker C at port (users p0a, p0b); data
  * folders go under work.  0 or -1. */

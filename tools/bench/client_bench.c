@@ -5,15 +5,28 @@
  * real envelopes (200-byte body) with at most 20 in flight; the rate is N
  * over the time from the first send to the last PUBACK.
  *
- * libmqim: one client (its data folder in the run's temporary folder)
- * calls mqim_send() N times with a 200-byte body at QoS 1; each call
- * writes the message to the SQLite outbox before it returns, then the
- * library thread publishes it.  The rate is N over the time from the first
- * mqim_send() to the last message reported SENT (acknowledged by the
- * broker).  Measured with durability FULL (the default: a send survives a
- * power cut) and APP (survives a crash of the app).  Nobody receives the
- * messages, so no receipt comes back during the run: the figure is the
- * sending path alone, the one issue 4 asks about.
+ * libmqim: one client (its data folder in the run's temporary folder, at
+ * most 20 in flight too) is given N messages with a 200-byte body at QoS 1
+ * by one thread, in four ways, each on a fresh client:
+ *   mqim_send, FULL     mqim_send() per message, durability FULL (the
+ *                       default: a send survives a power cut), which waits
+ *                       for its own synced commit;
+ *   mqim_send, APP      the same with durability APP (survives a crash of
+ *                       the app, no fsync);
+ *   mqim_send_many      mqim_send_many() per 256 messages, FULL;
+ *   mqim_send_nowait    mqim_send_nowait() per message, FULL (on MQIM_EBUSY
+ *                       the thread waits for the next QUEUED report).
+ * The rate is N over the time from the first call to the last message
+ * reported SENT (acknowledged by the broker); "stored" is the rate at which
+ * the messages were durably stored (the calls returned; for nowait, the
+ * last QUEUED report).  Each round runs the four, then paho; the figures
+ * are medians over the rounds.
+ *
+ * The recipient, p0b, has a persistent session subscribed to its inbox at
+ * QoS 0 and is offline (make_sink): the broker acknowledges with reason
+ * 0x00 and drops the copies at once, for both clients alike.  Nobody
+ * receives the messages, so no receipt comes back during the run: the
+ * figure is the sending path alone, the one issue 4 asks about.
  *
  * Thread rules: the benchmark's thread sends and waits; paho's and
  * libmqim's callbacks come on their own threads and only touch the
@@ -33,14 +46,25 @@
 #define WINDOW   20
 #define WAIT_S   120
 
-/* Counters shared with the library threads. */
+/* Counters shared with the library threads.  The waiting thread is woken
+ * only once what it waits for holds (want), so that a callback pays for a
+ * wake-up only when it is needed, for paho and libmqim alike. */
 struct waiter {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	unsigned done, failed, inflight;
 	bool connected, conn_failed;
 	uint64_t t_last;
+	bool (*want)(const struct waiter *, unsigned);   /* NULL: nobody waits */
+	unsigned want_arg;
 };
+
+/* Under w->mu, after a change: wake the waiter if its wait is over. */
+static void waiter_changed(struct waiter *w)
+{
+	if (w->want && w->want(w, w->want_arg))
+		pthread_cond_broadcast(&w->cv);
+}
 
 static void waiter_init(struct waiter *w)
 {
@@ -63,10 +87,13 @@ static bool waiter_wait(struct waiter *w, bool (*pred)(const struct waiter *, un
 	until.tv_sec += WAIT_S;
 	pthread_mutex_lock(&w->mu);
 	bool ok;
+	w->want = pred;
+	w->want_arg = arg;
 	while (!(ok = pred(w, arg)) && pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
 		;
 	if (!ok)
 		ok = pred(w, arg);
+	w->want = NULL;
 	pthread_mutex_unlock(&w->mu);
 	return ok;
 }
@@ -103,7 +130,7 @@ static void bump(struct waiter *w, bool ok, bool conn)
 			w->inflight--;
 		w->t_last = mono_ns();
 	}
-	pthread_cond_broadcast(&w->cv);
+	waiter_changed(w);
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -182,31 +209,109 @@ out:
 	return rate;
 }
 
+/* ---- the recipient's session ---------------------------------------------------- */
+
+/* Give p0b a persistent session subscribed to its inbox at QoS 0, then
+ * leave: the broker then has a matching subscriber for every message (so
+ * it acknowledges with reason 0x00 rather than 0x10 "no matching
+ * subscribers", which libmqim answers with an early resend) and drops the
+ * QoS 0 copies of an offline session at once.  Both clients measured see
+ * the same broker work.  0 or -1. */
+static int make_sink(int port)
+{
+	MQTTAsync cl = NULL;
+	struct waiter w;
+	char uri[64];
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+	MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer5;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	MQTTProperties props = MQTTProperties_initializer;
+	MQTTProperty expiry = { .identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL };
+	int rc = -1;
+
+	waiter_init(&w);
+	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", port);
+	if (MQTTAsync_createWithOptions(&cl, uri, "p0b/sink", MQTTCLIENT_PERSISTENCE_NONE, NULL, &co) !=
+	    MQTTASYNC_SUCCESS)
+		goto out;
+	expiry.value.integer4 = 3600;
+	MQTTProperties_add(&props, &expiry);
+	opts.cleanstart = 0;
+	opts.connectProperties = &props;
+	opts.username = "p0b";
+	opts.password = BENCH_PASSWORD;
+	opts.onSuccess5 = paho_conn_ok;
+	opts.onFailure5 = paho_conn_fail;
+	opts.context = &w;
+	if (MQTTAsync_connect(cl, &opts) != MQTTASYNC_SUCCESS || !waiter_wait(&w, is_connected, 0) ||
+	    !w.connected)
+		goto out;
+	ro.onSuccess5 = paho_pub_ok;   /* counts the SUBACK as one done */
+	ro.onFailure5 = paho_pub_fail;
+	ro.context = &w;
+	if (MQTTAsync_subscribe(cl, "im/u/p0b", 0, &ro) == MQTTASYNC_SUCCESS &&
+	    waiter_wait(&w, all_done, 1) && w.done == 1)
+		rc = 0;
+out:
+	if (rc != 0)
+		fail("client: the recipient's session (p0b/sink) could not be made");
+	if (cl) {
+		MQTTAsync_disconnect(cl, NULL);
+		MQTTAsync_destroy(&cl);
+	}
+	MQTTProperties_free(&props);
+	waiter_free(&w);
+	return rc;
+}
+
 /* ---- libmqim ---------------------------------------------------------------- */
+
+enum mq_mode {
+	MQ_SEND,      /* mqim_send() per message: waits for its commit */
+	MQ_MANY,      /* mqim_send_many() per MANY_BATCH messages */
+	MQ_NOWAIT,    /* mqim_send_nowait() per message; QUEUED when stored */
+};
+
+#define MANY_BATCH 256
+
+struct mq_run {
+	struct waiter w;              /* done: SENT, failed: FAILED */
+	unsigned queued;              /* QUEUED reports (nowait) */
+	uint64_t t_queued;            /* when the last came */
+};
 
 static void mq_state(mqim_client *c, enum mqim_state st, int err, void *ud)
 {
+	struct mq_run *r = ud;
 	(void)c;
 	(void)err;
 	if (st == MQIM_STATE_CONNECTED)
-		bump(ud, true, true);
+		bump(&r->w, true, true);
 	else if (st == MQIM_STATE_AUTH_FAILED || st == MQIM_STATE_GAVE_UP)
-		bump(ud, false, true);
+		bump(&r->w, false, true);
 }
 
 static void mq_msg_state(mqim_client *c, const uint8_t id[MQIM_ID_LEN], enum mqim_msg_state st,
 			 int err, void *ud)
 {
+	struct mq_run *r = ud;
 	(void)c;
 	(void)id;
 	(void)err;
-	if (st == MQIM_MSG_SENT)
-		bump(ud, true, false);
-	else if (st == MQIM_MSG_FAILED)
-		bump(ud, false, false);
+	if (st == MQIM_MSG_QUEUED) {
+		pthread_mutex_lock(&r->w.mu);
+		r->queued++;
+		r->t_queued = mono_ns();
+		waiter_changed(&r->w);
+		pthread_mutex_unlock(&r->w.mu);
+	} else if (st == MQIM_MSG_SENT) {
+		bump(&r->w, true, false);
+	} else if (st == MQIM_MSG_FAILED) {
+		bump(&r->w, false, false);
+	}
 }
 
-static mqim_client *mq_connect(struct waiter *w, int port, const char *dir, int durability)
+static mqim_client *mq_connect(struct mq_run *r, int port, const char *dir, int durability)
 {
 	struct mqim_options o = MQIM_OPTIONS_INIT;
 	struct mqim_callbacks cb = MQIM_CALLBACKS_INIT;
@@ -222,12 +327,12 @@ static mqim_client *mq_connect(struct waiter *w, int port, const char *dir, int 
 	o.resend_timeout_ms = 600000; /* no receipt comes back: never resend during the run */
 	cb.on_state = mq_state;
 	cb.on_message_state = mq_msg_state;
-	int rc = mqim_create(&o, &cb, w, &c);
+	int rc = mqim_create(&o, &cb, r, &c);
 	if (rc != MQIM_OK) {
 		fail("client: mqim_create: %s", mqim_strerror(rc));
 		return NULL;
 	}
-	if (mqim_connect(c) != MQIM_OK || !waiter_wait(w, is_connected, 0) || !w->connected) {
+	if (mqim_connect(c) != MQIM_OK || !waiter_wait(&r->w, is_connected, 0) || !r->w.connected) {
 		fail("client: libmqim could not log in");
 		mqim_close(c);
 		return NULL;
@@ -235,81 +340,160 @@ static mqim_client *mq_connect(struct waiter *w, int port, const char *dir, int 
 	return c;
 }
 
-/* Returns the rate; *enqueue_rate gets the rate of mqim_send() calls. */
-static double run_mqim(int port, unsigned n, const char *dir, int durability, double *enqueue_rate)
+/* More than `seen` QUEUED reports came (a nowait send was refused with
+ * MQIM_EBUSY: room comes with the next commit); w is a struct mq_run's. */
+static bool queued_past(const struct waiter *w, unsigned seen)
 {
-	struct waiter w;
+	return ((const struct mq_run *)w)->queued > seen;
+}
+
+/* Hand n messages to c in the way of mode; returns how many it took. */
+static unsigned mq_send_all(mqim_client *c, struct mq_run *r, enum mq_mode mode, unsigned n,
+			    const uint8_t *body, size_t len)
+{
+	struct mqim_outgoing batch[MANY_BATCH];
+	unsigned sent = 0;
+	int rc = MQIM_OK;
+
+	for (unsigned i = 0; i < MANY_BATCH; i++) {
+		batch[i] = (struct mqim_outgoing)MQIM_OUTGOING_INIT;
+		batch[i].to = "p0b";
+		batch[i].body = body;
+		batch[i].body_len = len;
+	}
+	while (sent < n && rc == MQIM_OK) {
+		unsigned k = 1;
+		if (mode == MQ_SEND) {
+			rc = mqim_send(c, "p0b", false, NULL, body, len, 1, NULL);
+		} else if (mode == MQ_MANY) {
+			k = n - sent < MANY_BATCH ? n - sent : MANY_BATCH;
+			rc = mqim_send_many(c, batch, k, NULL);
+		} else {
+			pthread_mutex_lock(&r->w.mu);
+			unsigned seen = r->queued;
+			pthread_mutex_unlock(&r->w.mu);
+			rc = mqim_send_nowait(c, "p0b", false, NULL, body, len, 1, NULL);
+			if (rc == MQIM_EBUSY) {
+				waiter_wait(&r->w, queued_past, seen);
+				rc = MQIM_OK;
+				continue;
+			}
+		}
+		if (rc == MQIM_OK)
+			sent += k;
+	}
+	if (rc != MQIM_OK)
+		fail("client: libmqim: a send failed: %s", mqim_strerror(rc));
+	return sent;
+}
+
+static bool all_queued(const struct waiter *w, unsigned n)
+{
+	const struct mq_run *r = (const struct mq_run *)w;
+	return r->queued >= n || w->failed;
+}
+
+/* Returns the rate; *stored_rate gets the rate at which the messages were
+ * durably stored (the send calls returned; nowait: QUEUED reported). */
+static double run_mqim(int port, unsigned n, const char *dir, int durability, enum mq_mode mode,
+		       double *stored_rate)
+{
+	struct mq_run r;
 	uint8_t body[BENCH_BODY_LEN];
 	double rate = -1;
 	memset(body, 'x', sizeof(body));
-	waiter_init(&w);
-	mqim_client *c = mq_connect(&w, port, dir, durability);
+	memset(&r, 0, sizeof(r));
+	waiter_init(&r.w);
+	mqim_client *c = mq_connect(&r, port, dir, durability);
 	if (!c) {
-		waiter_free(&w);
+		waiter_free(&r.w);
 		return -1;
 	}
 	uint64_t t0 = mono_ns();
-	unsigned sent = 0;
-	for (; sent < n; sent++)
-		if (mqim_send(c, "p0b", false, NULL, body, sizeof(body), 1, NULL) != MQIM_OK)
-			break;
-	*enqueue_rate = sent / ((double)(mono_ns() - t0) / 1e9);
-	if (sent == n && waiter_wait(&w, all_done, n) && !w.failed)
-		rate = n / ((double)(w.t_last - t0) / 1e9);
+	unsigned sent = mq_send_all(c, &r, mode, n, body, sizeof(body));
+	uint64_t t_stored = mono_ns();
+	if (mode == MQ_NOWAIT && sent == n && waiter_wait(&r.w, all_queued, n))
+		t_stored = r.t_queued;
+	*stored_rate = sent / ((double)(t_stored - t0) / 1e9);
+	if (sent == n && waiter_wait(&r.w, all_done, n) && !r.w.failed)
+		rate = n / ((double)(r.w.t_last - t0) / 1e9);
 	else
-		fail("client: libmqim: %u sent, %u of %u acknowledged", sent, w.done, n);
+		fail("client: libmqim: %u sent, %u of %u acknowledged", sent, r.w.done, n);
 	mqim_close(c);
-	waiter_free(&w);
+	waiter_free(&r.w);
 	return rate;
 }
 
 /* ---- the command ------------------------------------------------------------ */
 
+/* The libmqim variants of a round, in the order they run. */
+static const struct {
+	const char *name;
+	int durability;
+	enum mq_mode mode;
+} variants[] = {
+	{ "full", MQIM_DURABLE_FULL, MQ_SEND },
+	{ "app", MQIM_DURABLE_APP, MQ_SEND },
+	{ "many", MQIM_DURABLE_FULL, MQ_MANY },
+	{ "nowait", MQIM_DURABLE_FULL, MQ_NOWAIT },
+};
+#define NVARIANTS (sizeof(variants) / sizeof(variants[0]))
+
 int client_bench(int port, const char *work, unsigned n, unsigned rounds,
 		 struct client_result *res)
 {
-	double v[5][16];
+	double paho[16], rate[NVARIANTS][16], stored[NVARIANTS][16];
 	char dir[400];
-	if (rounds < 1 || rounds > 16)
+	if (rounds < 1 || rounds > 16 || make_sink(port) != 0)
 		return -1;
 	for (unsigned r = 0; r < rounds; r++) {
-		snprintf(dir, sizeof(dir), "%s/client-full-%u", work, r);
-		v[1][r] = run_mqim(port, n, dir, MQIM_DURABLE_FULL, &v[3][r]);
-		snprintf(dir, sizeof(dir), "%s/client-app-%u", work, r);
-		v[2][r] = run_mqim(port, n, dir, MQIM_DURABLE_APP, &v[4][r]);
-		v[0][r] = run_paho(port, n);
-		if (v[0][r] < 0 || v[1][r] < 0 || v[2][r] < 0)
+		for (size_t i = 0; i < NVARIANTS; i++) {
+			snprintf(dir, sizeof(dir), "%s/client-%s-%u", work, variants[i].name, r);
+			rate[i][r] = run_mqim(port, n, dir, variants[i].durability, variants[i].mode,
+					      &stored[i][r]);
+			if (rate[i][r] < 0)
+				return -1;
+		}
+		paho[r] = run_paho(port, n);
+		if (paho[r] < 0)
 			return -1;
-		note("client round %u: paho %.0f/s, libmqim FULL %.0f/s, APP %.0f/s", r + 1, v[0][r],
-		     v[1][r], v[2][r]);
+		note("client round %u: paho %.0f/s, libmqim send FULL %.0f/s, APP %.0f/s, "
+		     "send_many FULL %.0f/s, send_nowait FULL %.0f/s", r + 1, paho[r], rate[0][r],
+		     rate[1][r], rate[2][r], rate[3][r]);
 	}
-	struct summary s[5];
-	for (int i = 0; i < 5; i++)
-		s[i] = summarize(v[i], rounds);
+	struct summary *to[NVARIANTS] = { &res->full, &res->app, &res->many, &res->nowait };
+	double *stored_to[NVARIANTS] = { &res->enqueue_full, &res->enqueue_app, &res->stored_many,
+					 &res->stored_nowait };
 	res->n = n;
 	res->rounds = rounds;
-	res->paho = s[0];
-	res->full = s[1];
-	res->app = s[2];
-	res->enqueue_full = s[3].median;
-	res->enqueue_app = s[4].median;
+	res->paho = summarize(paho, rounds);
+	for (size_t i = 0; i < NVARIANTS; i++) {
+		*to[i] = summarize(rate[i], rounds);
+		*stored_to[i] = summarize(stored[i], rounds).median;
+	}
 	return 0;
+}
+
+static void print_variant(const char *what, const struct summary *s, double paho, double stored,
+			  const char *stored_what)
+{
+	printf("  %-28s%8.0f msg/s (%.0f-%.0f)  %.2f x paho  (%s: %.0f/s)\n", what, s->median,
+	       s->min, s->max, s->median / paho, stored_what, stored);
 }
 
 static void print_client(const struct client_result *r)
 {
+	double p = r->paho.median;
 	printf("client: %u QoS 1 messages to broker C, medians of %u rounds:\n", r->n, r->rounds);
-	printf("  raw paho MQTTAsync          %8.0f msg/s (%.0f-%.0f)\n", r->paho.median, r->paho.min,
-	       r->paho.max);
-	printf("  libmqim, durability FULL    %8.0f msg/s (%.0f-%.0f)  %.2f x paho  "
-	       "(mqim_send alone: %.0f/s)\n", r->full.median, r->full.min, r->full.max,
-	       r->full.median / r->paho.median, r->enqueue_full);
-	printf("  libmqim, durability APP     %8.0f msg/s (%.0f-%.0f)  %.2f x paho  "
-	       "(mqim_send alone: %.0f/s)\n", r->app.median, r->app.min, r->app.max,
-	       r->app.median / r->paho.median, r->enqueue_app);
-	printf("result scenario=client paho=%.1f full=%.1f app=%.1f ratio_full=%.3f ratio_app=%.3f\n",
-	       r->paho.median, r->full.median, r->app.median, r->full.median / r->paho.median,
-	       r->app.median / r->paho.median);
+	printf("  %-28s%8.0f msg/s (%.0f-%.0f)\n", "raw paho MQTTAsync", p, r->paho.min, r->paho.max);
+	print_variant("mqim_send, FULL", &r->full, p, r->enqueue_full, "mqim_send alone");
+	print_variant("mqim_send, APP", &r->app, p, r->enqueue_app, "mqim_send alone");
+	print_variant("mqim_send_many(256), FULL", &r->many, p, r->stored_many, "stored");
+	print_variant("mqim_send_nowait, FULL", &r->nowait, p, r->stored_nowait, "stored (QUEUED)");
+	printf("result scenario=client paho=%.1f full=%.1f app=%.1f many=%.1f nowait=%.1f "
+	       "ratio_full=%.3f ratio_app=%.3f ratio_many=%.3f ratio_nowait=%.3f\n", p,
+	       r->full.median, r->app.median, r->many.median, r->nowait.median, r->full.median / p,
+	       r->app.median / p, r->many.median / p, r->nowait.median / p);
 }
 
 int cmd_client(int argc, char **argv)
