@@ -175,7 +175,10 @@ struct mqim_client {
 	                             * connections count as failures) */
 	int64_t connected_at;       /* monotonic ms of the last CONNACK */
 	int64_t reconnect_at;       /* monotonic ms, INT64_MAX: none */
-	int64_t connect_deadline;   /* monotonic ms, INT64_MAX: none */
+	int64_t connect_deadline;   /* monotonic ms of the CONNACK's, then of the
+	                             * inbox SUBACK's deadline; INT64_MAX: none */
+	bool inbox_wait;            /* the CONNACK came, the inbox SUBACK not yet
+	                             * (still CONNECTING; link.c) */
 	unsigned window;            /* publishes in flight at most */
 	unsigned inflight_n;
 	struct mqim__slot *slots;   /* o.max_inflight + 2 of them */

@@ -30,6 +30,21 @@
  * attempt, so that flapping backs off too: Mosquitto 2.0 closes a session
  * taken over by the same client id without saying so (no DISCONNECT 0x8E),
  * and two devices sharing a client id must not kick each other in a loop.
+ *
+ * CONNECTED means "subscribed to the inbox", not "CONNACK received": on a
+ * client id's first connection the broker holds no subscription yet, and a
+ * message sent to the user between the CONNACK and the SUBACK would reach
+ * nobody (lost at QoS 0; at QoS 1 a PUBACK 0x10 and a resend a second
+ * later).  So after the CONNACK the state stays CONNECTING, the inbox is
+ * subscribed, and only its SUBACK, on every connection, makes the client
+ * CONNECTED and starts what publishes (presence "online", the outbox pump:
+ * both wait for CONNECTED) and the group and presence-watch subscriptions,
+ * which nobody waits for.  The SUBACK has the CONNACK's deadline: without
+ * it in time the attempt failed, as without a CONNACK.  A refused inbox
+ * (SUBACK >= 0x80; the mqim broker refuses it only to a user disabled or
+ * removed meanwhile) is reported by on_error and the client goes CONNECTED
+ * all the same, so that nothing hangs on a broker that will never say yes.
+ * A close in between waits a moment for the SUBACK (close_subscribing).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +54,11 @@
 #include "topics.h"
 
 #define STABLE_MS 10000
+/* Past options.connect_timeout_ms, paho's own connect timeout has fired. */
+#define DEADLINE_SLACK_MS 2000
+/* How long a close waits for the inbox SUBACK of a connection that has
+ * its CONNACK. */
+#define CLOSE_SUBACK_MS 1000
 
 /* ---- paho callbacks (paho's threads) ------------------------------------ */
 
@@ -278,6 +298,7 @@ void mqim__link_destroy(mqim_client *c)
 	link_free(c->link);
 	c->link = NULL;
 	c->connect_deadline = INT64_MAX;
+	c->inbox_wait = false;
 	mqim__inflight_clear(c);
 }
 
@@ -288,6 +309,7 @@ static void link_down(mqim_client *c)
 	if (c->link)
 		__atomic_store_n(&c->link->epoch, c->epoch, __ATOMIC_RELEASE);
 	c->connect_deadline = INT64_MAX;
+	c->inbox_wait = false;
 	mqim__inflight_clear(c);
 }
 
@@ -402,7 +424,7 @@ int mqim__link_start(mqim_client *c)
 		ssl.verify = !c->o.insecure;   /* host name against the certificate */
 		opts.ssl = &ssl;
 	}
-	c->connect_deadline = mqim__mono_ms() + c->o.connect_timeout_ms + 2000;
+	c->connect_deadline = mqim__mono_ms() + c->o.connect_timeout_ms + DEADLINE_SLACK_MS;
 	mqim__set_state(c, MQIM_STATE_CONNECTING, MQIM_OK);
 	rc = MQTTAsync_connect(c->h, &opts);
 	if (rc != MQTTASYNC_SUCCESS) {
@@ -415,8 +437,29 @@ int mqim__link_start(mqim_client *c)
 	return MQIM_OK;
 }
 
+/* A close between the CONNACK and the inbox SUBACK: wait a moment for the
+ * SUBACK, so that what waits in the outbox (the receipts of what the
+ * session delivered meanwhile) goes now rather than at the next start,
+ * and the close is as graceful as from CONNECTED.  The state moves to
+ * CONNECTED without telling the app, which is closing or logging out. */
+static void close_subscribing(mqim_client *c)
+{
+	struct mqim__ev *ev = mqim__wait_event(c, MQIM_EV_SUB_DONE, c->epoch, 0, CLOSE_SUBACK_MS);
+	bool answered = ev && (ev->ok || ev->refused);
+	free(ev);
+	if (!answered)
+		return;
+	c->inbox_wait = false;
+	c->connect_deadline = INT64_MAX;
+	c->st = MQIM_STATE_CONNECTED;
+	if (c->store_retry_at == INT64_MAX)
+		mqim__pump(c);   /* the pump rests while the store fails (client.c) */
+}
+
 void mqim__link_close(mqim_client *c, bool publish_offline)
 {
+	if (c->h && c->inbox_wait)
+		close_subscribing(c);
 	if (c->h && c->st == MQIM_STATE_CONNECTED) {
 		uint64_t epoch = c->epoch;
 		if (publish_offline) {
@@ -484,10 +527,12 @@ static int sub_group(void *ctx, const char *gid)
 	return 0;
 }
 
-static void subscribe_all(mqim_client *c)
+/* The groups and presence watches, asked once the inbox is subscribed
+ * (so that one joined or watched before that is asked too); their answers
+ * are not waited for. */
+static void subscribe_rest(mqim_client *c)
 {
 	char topic[80];
-	mqim__link_subscribe(c, c->inbox, false);
 	mqim__db_groups(&c->db, sub_group, c);
 	for (size_t i = 0; i < c->nwatch; i++) {
 		snprintf(topic, sizeof topic, "im/p/%s", c->watch[i]);
@@ -568,19 +613,47 @@ static bool auth_refusal(int code)
 	}
 }
 
-static void connected(mqim_client *c, struct mqim__ev *ev)
+/* This attempt failed before it was CONNECTED (no CONNACK or no inbox
+ * SUBACK in time, the inbox could not be subscribed): drop it and back
+ * off. */
+static void attempt_failed(mqim_client *c, int err)
+{
+	link_abort(c);
+	link_down(c);
+	c->failures++;
+	schedule_retry(c, err);
+}
+
+/* The CONNACK came: subscribe the inbox and stay CONNECTING until its
+ * SUBACK, within a fresh connect deadline. */
+static void connack(mqim_client *c, struct mqim__ev *ev)
+{
+	c->connected_at = mqim__mono_ms();
+	c->window = c->o.max_inflight < ev->recv_max ? c->o.max_inflight : ev->recv_max;
+	if (c->window == 0)
+		c->window = 1;
+	int rc = mqim__link_subscribe(c, c->inbox, false);
+	if (rc != MQIM_OK) {
+		attempt_failed(c, rc);
+		return;
+	}
+	c->inbox_wait = true;
+	c->connect_deadline = c->connected_at + c->o.connect_timeout_ms + DEADLINE_SLACK_MS;
+}
+
+/* The broker answered the inbox SUBSCRIBE: what is sent to this user now
+ * reaches this session.  Report CONNECTED, then start publishing (the
+ * pump runs after this batch of events). */
+static void inbox_subscribed(mqim_client *c)
 {
 	void *env = NULL;
 	size_t len = 0;
 	char topic[80];
 
+	c->inbox_wait = false;
 	c->connect_deadline = INT64_MAX;
-	c->connected_at = mqim__mono_ms();
-	c->window = c->o.max_inflight < ev->recv_max ? c->o.max_inflight : ev->recv_max;
-	if (c->window == 0)
-		c->window = 1;
 	mqim__set_state(c, MQIM_STATE_CONNECTED, MQIM_OK);
-	subscribe_all(c);
+	subscribe_rest(c);
 	snprintf(topic, sizeof topic, "im/p/%s", c->user);
 	if (mqim__presence_env(c, true, &env, &len) == MQIM_OK) {
 		/* In flight like any publish (slot -1), so that it counts
@@ -624,8 +697,7 @@ static void attempt_done(mqim_client *c, struct mqim__connctx *cc)
 }
 
 /* A refused subscription is the broker's answer; one without an answer
- * failed with the link, and subscribe_all() makes it again on the next
- * connection. */
+ * failed with the link, and is made again on the next connection. */
 static void sub_answered(mqim_client *c, const struct mqim__ev *ev)
 {
 	if (ev->refused)
@@ -647,7 +719,7 @@ void mqim__link_event(mqim_client *c, struct mqim__ev *ev)
 	switch (ev->type) {
 	case MQIM_EV_CONNECTED:
 		if (c->st == MQIM_STATE_CONNECTING)
-			connected(c, ev);
+			connack(c, ev);
 		break;
 	case MQIM_EV_CONNECT_FAILED:
 		if (c->st != MQIM_STATE_CONNECTING)
@@ -677,6 +749,12 @@ void mqim__link_event(mqim_client *c, struct mqim__ev *ev)
 		break;
 	case MQIM_EV_SUB_DONE:
 		sub_answered(c, ev);
+		if (!c->inbox_wait || strcmp(ev->topic, c->inbox) != 0)
+			break;
+		if (ev->ok || ev->refused)
+			inbox_subscribed(c);
+		else
+			attempt_failed(c, MQIM_ECONN);
 		break;
 	default:
 		break;
@@ -709,10 +787,7 @@ void mqim__link_timers(mqim_client *c, int64_t mono)
 		return;
 	}
 	if (c->st == MQIM_STATE_CONNECTING && mono >= c->connect_deadline) {
-		link_abort(c);
-		link_down(c);
-		c->failures++;
-		schedule_retry(c, MQIM_ETIMEOUT);
+		attempt_failed(c, MQIM_ETIMEOUT);   /* no CONNACK, or no inbox SUBACK */
 		return;
 	}
 	if (c->st == MQIM_STATE_CONNECTED && mqim__inflight_deadline(c) <= mono)

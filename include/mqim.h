@@ -101,8 +101,12 @@ typedef struct mqim_client mqim_client;
 /* Connection states, reported by callbacks.on_state. */
 enum mqim_state {
 	MQIM_STATE_IDLE = 0,      /* created; mqim_connect() not called yet */
-	MQIM_STATE_CONNECTING,    /* a connection attempt is under way */
-	MQIM_STATE_CONNECTED,     /* session up: sending and receiving */
+	MQIM_STATE_CONNECTING,    /* a connection attempt is under way, until the
+	                           * broker has answered the inbox subscription */
+	MQIM_STATE_CONNECTED,     /* connected: subscribed to the inbox; messages
+	                           * sent to this user now reach it.  Sending and
+	                           * receiving.  Reported once the broker answered
+	                           * the inbox SUBSCRIBE, on every connection */
 	MQIM_STATE_WAITING,       /* lost; the next attempt comes after a backoff delay */
 	MQIM_STATE_GAVE_UP,       /* options.max_attempts failed in a row: waits for mqim_reconnect() */
 	MQIM_STATE_AUTH_FAILED,   /* the broker refused the user, password or client id:
@@ -178,7 +182,8 @@ struct mqim_options {
 	unsigned keepalive_s;         /* MQTT keepalive, default 60 */
 	unsigned session_expiry_s;    /* how long the broker keeps the session and
 	                               * queues messages while away, default 7 days */
-	unsigned connect_timeout_ms;  /* TCP connect + CONNACK, default 10000 */
+	unsigned connect_timeout_ms;  /* TCP connect + CONNACK, then again for the
+	                               * inbox SUBACK; default 10000 */
 	unsigned ack_timeout_ms;      /* PUBACK / PUBCOMP wait; past it the link is
 	                               * taken as dead and reconnected at once,
 	                               * default 20000 */

@@ -1,10 +1,13 @@
-/* test_client_link.c - a link that goes silent is detected and recovered.
+/* test_client_link.c - a link that goes silent is detected and recovered;
+ * CONNECTED means the inbox is subscribed.
  *
  * The client talks to the broker through a small loopback TCP proxy run by
  * this test.  "Freezing" the proxy stops forwarding on the connections it
  * has (no FIN, no RST: the bytes just stop, as on a dead mobile link) while
  * new connections are forwarded again.  Detected by the publish-ack
  * timeout (a message in flight) or by the MQTT keepalive (an idle link).
+ * The proxy can also hold back what a client sends (a slow uplink, or one
+ * that dies right after the CONNECT) while the broker's answers flow.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,12 +25,16 @@
 
 #include <cmocka.h>
 
+#include "envelope.h"
 #include "tbroker.h"
+#include "tclient.h"
 #include "test_client_util.h"
 
 #define PW "pw-Ln-42"
 #define WAIT_MS 15000
 #define MAX_CONNS 32
+#define FRESH_USERS 4
+#define UP_DELAY_MS 150
 
 static struct tbroker broker;
 
@@ -36,6 +43,7 @@ static struct tbroker broker;
 struct conn {
 	int a, b;          /* client side, broker side; -1 when closed */
 	bool frozen;
+	int up_left;       /* client -> broker reads still forwarded; -1: all */
 };
 
 struct proxy {
@@ -47,6 +55,9 @@ struct proxy {
 	volatile int stop;
 	struct conn conns[MAX_CONNS];
 	int accepted;
+	int up_delay_ms;   /* each client -> broker read waits this long */
+	bool mute_next;    /* the next connection forwards only the client's
+	                    * first read (its CONNECT) upwards */
 };
 
 static int connect_to(int port)
@@ -85,8 +96,10 @@ static void *proxy_main(void *arg)
 			struct conn *c = &p->conns[i];
 			if (c->a < 0 || c->frozen)
 				continue;
-			pfd[n] = (struct pollfd){ c->a, POLLIN, 0 };
-			who[n++] = 2 * i;
+			if (c->up_left != 0) {
+				pfd[n] = (struct pollfd){ c->a, POLLIN, 0 };
+				who[n++] = 2 * i;
+			}
 			pfd[n] = (struct pollfd){ c->b, POLLIN, 0 };
 			who[n++] = 2 * i + 1;
 		}
@@ -102,7 +115,8 @@ static void *proxy_main(void *arg)
 				if (p->conns[i].a < 0)
 					slot = i;
 			if (fd >= 0 && up >= 0 && slot >= 0) {
-				p->conns[slot] = (struct conn){ fd, up, false };
+				p->conns[slot] = (struct conn){ fd, up, false, p->mute_next ? 1 : -1 };
+				p->mute_next = false;
 				p->accepted++;
 			} else {
 				if (fd >= 0)
@@ -120,6 +134,12 @@ static void *proxy_main(void *arg)
 			int from = who[k] % 2 ? c->b : c->a, to = who[k] % 2 ? c->a : c->b;
 			char buf[16384];
 			ssize_t got = read(from, buf, sizeof buf);
+			if (got > 0 && from == c->a) {
+				if (c->up_left > 0)
+					c->up_left--;
+				if (p->up_delay_ms > 0)
+					tc_sleep(p->up_delay_ms);
+			}
 			if (got <= 0 || write(to, buf, (size_t)got) != got)
 				conn_close(c);
 		}
@@ -159,6 +179,14 @@ static void proxy_freeze(struct proxy *p)
 	pthread_mutex_unlock(&p->mu);
 }
 
+static void proxy_set(struct proxy *p, int up_delay_ms, bool mute_next)
+{
+	pthread_mutex_lock(&p->mu);
+	p->up_delay_ms = up_delay_ms;
+	p->mute_next = mute_next;
+	pthread_mutex_unlock(&p->mu);
+}
+
 static int proxy_accepted(struct proxy *p)
 {
 	pthread_mutex_lock(&p->mu);
@@ -184,8 +212,15 @@ static int setup(void **state)
 	(void)state;
 	if (tbroker_init(&broker, NULL) != 0 ||
 	    tbroker_add_user(&broker, "alice", PW, false) != 0 ||
-	    tbroker_add_user(&broker, "bob", PW, false) != 0 ||
-	    tbroker_start(&broker) != 0)
+	    tbroker_add_user(&broker, "bob", PW, false) != 0)
+		return -1;
+	for (int i = 0; i < FRESH_USERS; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "fresh%d", i);
+		if (tbroker_add_user(&broker, name, PW, false) != 0)
+			return -1;
+	}
+	if (tbroker_start(&broker) != 0)
 		return -1;
 	return 0;
 }
@@ -269,11 +304,156 @@ static void test_silent_link_keepalive(void **state)
 	silent_link(false);
 }
 
+/* A user's first connection (fresh data folder: a new client id, so no
+ * session on the broker) over an uplink slow enough that the inbox
+ * SUBSCRIBE reaches the broker well after the CONNACK came back.  The
+ * moment the client reports CONNECTED, another client publishes a QoS 0
+ * envelope to its inbox: it must arrive, since CONNECTED promises that
+ * messages sent to this user now reach it (a CONNECTED at the CONNACK
+ * would have the broker drop it, with no subscriber).  Fresh users, a
+ * few times. */
+static void test_connected_means_subscribed(void **state)
+{
+	struct proxy p;
+	(void)state;
+
+	proxy_start(&p, broker.port);
+	proxy_set(&p, UP_DELAY_MS, false);
+	struct tclient *raw = tclient_login(broker.port, "alice/raw", "alice", PW);
+	assert_non_null(raw);
+	for (int i = 0; i < FRESH_USERS; i++) {
+		struct tc t;
+		char user[16], dir[256], text[32];
+		uint8_t id[16];
+
+		snprintf(user, sizeof user, "fresh%d", i);
+		snprintf(text, sizeof text, "the instant %d", i);
+		tc_tmpdir(dir, sizeof dir, user);
+		assert_int_equal(tc_open(&t, p.port, user, PW, dir), MQIM_OK);
+		assert_true(tc_wait_state(&t, MQIM_STATE_CONNECTED, WAIT_MS));
+		char topic[80];
+		snprintf(topic, sizeof topic, "im/u/%s", user);
+		assert_int_equal(tclient_send_env(raw, topic, "msg", "alice", user, text, 0, id), 0);
+		assert_true(tc_wait_msgs(&t, 1, 3000));
+		assert_memory_equal(t.msgs[0].id, id, 16);
+		assert_string_equal(t.msgs[0].body, text);
+		/* Nothing but CONNECTING then CONNECTED. */
+		assert_int_equal(tc_nstates(&t), 2);
+		assert_int_equal(tc_state_count(&t, MQIM_STATE_CONNECTING), 1);
+		tc_close(&t);
+		tc_rmdir(dir);
+	}
+	tclient_disconnect(raw);
+	tclient_free(raw);
+	proxy_stop(&p);
+}
+
+/* The CONNACK comes but the inbox SUBSCRIBE never reaches the broker (the
+ * uplink dies right after the CONNECT): no CONNECTED on that connection;
+ * past the connect timeout the attempt fails (WAITING, MQIM_ETIMEOUT) and
+ * the next connection subscribes and is CONNECTED. */
+static void test_no_suback_in_time(void **state)
+{
+	struct proxy p;
+	struct tc t;
+	struct mqim_options o;
+	char dir[256];
+	(void)state;
+
+	proxy_start(&p, broker.port);
+	proxy_set(&p, 0, true);
+	tc_tmpdir(dir, sizeof dir, "bob");
+	tc_options(&o, p.port, "bob", PW, dir);
+	o.connect_timeout_ms = 1000;
+	tc_init(&t);
+	assert_int_equal(tc_create(&t, &o), MQIM_OK);
+	int64_t t0 = tc_now();
+	assert_int_equal(mqim_connect(t.c), MQIM_OK);
+	assert_true(tc_wait_state(&t, MQIM_STATE_WAITING, WAIT_MS));
+	int64_t waited = tc_now() - t0;
+	assert_true(waited >= 1000 && waited < 8000);
+	assert_true(tc_wait_state(&t, MQIM_STATE_CONNECTED, WAIT_MS));
+	assert_int_equal(proxy_accepted(&p), 2);
+	int st[4], err1;
+	pthread_mutex_lock(&t.mu);
+	int n = t.nstates;
+	memcpy(st, t.states, sizeof st);
+	err1 = t.state_errs[1];
+	pthread_mutex_unlock(&t.mu);
+	assert_int_equal(n, 4);
+	assert_int_equal(st[0], MQIM_STATE_CONNECTING);
+	assert_int_equal(st[1], MQIM_STATE_WAITING);
+	assert_int_equal(err1, MQIM_ETIMEOUT);
+	assert_int_equal(st[2], MQIM_STATE_CONNECTING);
+	assert_int_equal(st[3], MQIM_STATE_CONNECTED);
+
+	/* The second connection's inbox works. */
+	struct tclient *raw = tclient_login(broker.port, "alice/raw", "alice", PW);
+	uint8_t id[16];
+	assert_non_null(raw);
+	assert_int_equal(tclient_send_env(raw, "im/u/bob", "msg", "alice", "bob", "late", 0, id), 0);
+	assert_true(tc_wait_msgs(&t, 1, 3000));
+	assert_memory_equal(t.msgs[0].id, id, 16);
+	tclient_disconnect(raw);
+	tclient_free(raw);
+	tc_close(&t);
+	proxy_stop(&p);
+	tc_rmdir(dir);
+}
+
+/* Closed between the CONNACK and the inbox SUBACK, right after the session
+ * delivered what waited in it: the close waits for the SUBACK and sends
+ * the receipt before it leaves, rather than at the next start. */
+static void test_close_before_suback(void **state)
+{
+	struct proxy p;
+	struct tc t;
+	char dir[256];
+	uint8_t id[16];
+	struct tmsg m;
+	struct mqim_env env;
+	(void)state;
+
+	proxy_start(&p, broker.port);
+	tc_tmpdir(dir, sizeof dir, "bob");
+	assert_int_equal(tc_open(&t, p.port, "bob", PW, dir), MQIM_OK);
+	assert_true(tc_wait_state(&t, MQIM_STATE_CONNECTED, WAIT_MS));
+	tc_close(&t);   /* the session and its inbox subscription stay */
+
+	struct tclient *raw = tclient_login(broker.port, "alice/raw", "alice", PW);
+	assert_non_null(raw);
+	assert_int_equal(tclient_subscribe(raw, "im/u/alice", 1), 1);
+	assert_int_equal(tclient_send_env(raw, "im/u/bob", "msg", "alice", "bob", "waited", 1, id), 0);
+
+	proxy_set(&p, UP_DELAY_MS, false);
+	assert_int_equal(tc_open(&t, p.port, "bob", PW, dir), MQIM_OK);
+	assert_true(tc_wait_msgs(&t, 1, WAIT_MS));
+	assert_memory_equal(t.msgs[0].id, id, 16);
+	pthread_mutex_lock(&t.mu);
+	enum mqim_state st = t.state;
+	pthread_mutex_unlock(&t.mu);
+	tc_close(&t);
+	assert_int_equal(st, MQIM_STATE_CONNECTING);   /* the SUBSCRIBE is on its way */
+
+	assert_int_equal(tclient_recv(raw, &m, 3000), 1);
+	assert_int_equal(mqim_env_decode(m.payload, m.len, 0, &env, NULL), MQIM_OK);
+	assert_true(mqim_str_eq(env.t, "rcpt"));
+	assert_memory_equal(env.ref, id, 16);
+	tmsg_free(&m);
+	tclient_disconnect(raw);
+	tclient_free(raw);
+	proxy_stop(&p);
+	tc_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_silent_link_ack_timeout),
 		cmocka_unit_test(test_silent_link_keepalive),
+		cmocka_unit_test(test_connected_means_subscribed),
+		cmocka_unit_test(test_no_suback_in_time),
+		cmocka_unit_test(test_close_before_suback),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
