@@ -139,6 +139,22 @@ static void bob_receives(struct tc *b, char *dir, uint8_t ids[][16], size_t n)
 	tc_rmdir(dir);
 }
 
+/* alice's outbox holds ids[0..n-1] in order, and still does when she is
+ * closed and created again on dir (so they are on disk); then, connected,
+ * she delivers them to bob in that order. */
+static void restart_and_deliver(struct tc *a, const char *dir, uint8_t ids[][16], size_t n)
+{
+	struct tc b;
+	char bdir[256];
+	assert_outbox(a, ids, n);
+	tc_close(a);
+	alice_create(a, dir);
+	assert_outbox(a, ids, n);
+	bob_ready(&b, bdir, sizeof bdir);
+	assert_int_equal(mqim_connect(a->c), MQIM_OK);
+	bob_receives(&b, bdir, ids, n);
+}
+
 static int64_t count_state(struct tc *t, int st)
 {
 	int64_t n = 0;
@@ -179,19 +195,10 @@ static void test_many_order_ids_durable(void **state)
 	assert_int_equal(mqim_send_many(a.c, m + FIRST, N - FIRST, ids + FIRST), MQIM_OK);
 	for (size_t i = 1; i < N; i++)   /* distinct, increasing UUIDv7s */
 		assert_true(memcmp(ids[i - 1], ids[i], 16) < 0);
-	assert_outbox(&a, ids, N);
 	enum mqim_msg_state st;
 	assert_int_equal(mqim_message_state(a.c, ids[N - 1], &st), MQIM_OK);
 	assert_int_equal(st, MQIM_MSG_QUEUED);
-	tc_close(&a);
-
-	alice_create(&a, dir);   /* on disk: a new client finds them all */
-	assert_outbox(&a, ids, N);
-	struct tc b;
-	char bdir[256];
-	bob_ready(&b, bdir, sizeof bdir);
-	assert_int_equal(mqim_connect(a.c), MQIM_OK);
-	bob_receives(&b, bdir, ids, N);
+	restart_and_deliver(&a, dir, ids, N);
 	for (size_t i = 0; i < N; i++)
 		assert_true(tc_wait_msg_state(&a, ids[i], MQIM_MSG_DELIVERED, WAIT_MS));
 	tc_close(&a);
@@ -287,16 +294,7 @@ static void test_nowait_order_queued(void **state)
 	for (size_t i = 0; i < N; i++)
 		assert_memory_equal(a.ms[i].id, ids[i], 16);
 	pthread_mutex_unlock(&a.mu);
-	assert_outbox(&a, ids, N);
-	tc_close(&a);
-
-	alice_create(&a, dir);
-	assert_outbox(&a, ids, N);
-	struct tc b;
-	char bdir[256];
-	bob_ready(&b, bdir, sizeof bdir);
-	assert_int_equal(mqim_connect(a.c), MQIM_OK);
-	bob_receives(&b, bdir, ids, N);
+	restart_and_deliver(&a, dir, ids, N);
 	tc_close(&a);
 	tc_rmdir(dir);
 }
