@@ -33,6 +33,8 @@ static int setup(void **state)
 	if (tbroker_init(&broker, NULL) != 0 ||
 	    tbroker_add_user(&broker, "alice", PW, false) != 0 ||
 	    tbroker_add_user(&broker, "bob", PW, false) != 0 ||
+	    tbroker_add_user(&broker, "carol", PW, false) != 0 ||
+	    tbroker_add_group(&broker, "team", (const char *const[]){ "alice", "bob", "carol", NULL }) != 0 ||
 	    tbroker_start(&broker) != 0)
 		return -1;
 	return 0;
@@ -225,6 +227,35 @@ static void test_pack_unpack(void **state)
 	assert_int_not_equal(system(cmd), 0);
 }
 
+/* members: with a roster of bob and carol, a group message is delivered
+ * only once both have receipted; carol has never logged in, so --wait
+ * delivered times out (exit 4) although bob answered.  Without a roster
+ * bob's receipt settles it. */
+static void test_members_roster(void **state)
+{
+	static const char *const team[] = { "team", NULL };
+	struct tc b;
+	char db[256];
+	(void)state;
+	tc_tmpdir(db, sizeof db, "bob-team");
+	assert_int_equal(tc_open_resend(&b, broker.port, "bob", PW, db, team, 15000, 3), MQIM_OK);
+	assert_true(tc_wait_state(&b, MQIM_STATE_CONNECTED, WAIT_MS));
+	assert_int_equal(run("alice", PW, "members team alice bob carol", NULL, 0), 0);
+	assert_int_equal(run("alice", PW, "send --group team --wait delivered --timeout 3 'to all'",
+			     NULL, 0), 4);
+	assert_true(tc_wait_msgs(&b, 1, WAIT_MS));
+	assert_int_equal(run("alice", PW, "members team", NULL, 0), 0);
+	assert_int_equal(run("alice", PW, "send --group team --wait delivered --timeout 10 'to bob'",
+			     NULL, 0), 0);
+	assert_true(tc_wait_msgs(&b, 2, WAIT_MS));
+	/* bad names: a usage error, nothing changed */
+	assert_int_equal(run("alice", PW, "members 'te/am' bob", NULL, 0), 2);
+	assert_int_equal(run("alice", PW, "members team 'b+b'", NULL, 0), 2);
+	assert_int_equal(run("alice", PW, "members", NULL, 0), 2);
+	tc_close(&b);
+	tc_rmdir(db);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -234,6 +265,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_wrong_password_and_usage),
 		cmocka_unit_test(test_chat),
 		cmocka_unit_test(test_pack_unpack),
+		cmocka_unit_test(test_members_roster),
 	};
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);

@@ -705,3 +705,41 @@ int cmd_retry(struct cli *cli, int argc, char **argv)
 	session_close(&s);
 	return ex;
 }
+
+/* ---- members ------------------------------------------------------------------------ */
+
+int cmd_members(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'H' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct session s;
+	int ch;
+
+	getopt_reset();
+	while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'H': cli_usage("members"); return EXIT_OK;
+		default: return bad_option("members", argv);
+		}
+	}
+	if (argc - optind < 1)
+		return cli_usage("members");
+	const char *gid = argv[optind];
+	/* argv is NULL-terminated: the members follow the group id. */
+	const char *const *members = (const char *const *)&argv[optind + 1];
+	int ex = session_open(&s, cli, false);
+	if (ex != EXIT_OK)
+		return ex;
+	int rc = mqim_set_group_members(s.c, gid, members);
+	if (rc == MQIM_EBADNAME) {
+		cli_err("members: a group id or user id is not a valid name: %s", mqim_strerror(rc));
+		ex = EXIT_USAGE;
+	} else if (rc != MQIM_OK) {
+		cli_err("members: %s", mqim_strerror(rc));
+		ex = EXIT_ERROR;
+	}
+	session_close(&s);
+	return ex;
+}

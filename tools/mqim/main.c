@@ -91,6 +91,13 @@ static const char help_text[] =
 "        Put the failed message ID back in the outbox, connect, and wait\n"
 "        until the broker has it.\n"
 "\n"
+"    members GID [USER...]\n"
+"        Set the roster of group GID, kept in the data folder (no\n"
+"        connection): a group message sent afterwards stays in the outbox,\n"
+"        and is resent, until every USER but yourself has receipted it\n"
+"        (--wait delivered waits for all of them).  Without USERs the\n"
+"        roster is forgotten: the first receipt settles a group message.\n"
+"\n"
 "    pack [--no-check]\n"
 "        Read a JSON envelope on standard input, write it as MessagePack on\n"
 "        standard output.  id and ref are 32 hex digits (id and ts default\n"
@@ -133,6 +140,7 @@ static const struct {
 	  "mqim [GLOBAL] history (PEER | --group GID) [--json] [--limit N]" },
 	{ "outbox", cmd_outbox, true, "mqim [GLOBAL] outbox [--json]" },
 	{ "retry", cmd_retry, true, "mqim [GLOBAL] retry [--timeout S] ID" },
+	{ "members", cmd_members, true, "mqim [GLOBAL] members GID [USER...]" },
 	{ "pack", cmd_pack, false, "mqim pack [--no-check] < envelope.json > envelope.msgpack" },
 	{ "unpack", cmd_unpack, false, "mqim unpack < envelopes.msgpack" },
 };
@@ -577,7 +585,7 @@ static int run(struct cli *cli_out, int argc, char **argv)
 	if (optind >= argc) {
 		fputs("usage: mqim [-h HOST] [-p PORT] -u USER [-P PASSWORD | --password-stdin]\n"
 		      "            [--data-dir DIR] COMMAND [ARGS]\n"
-		      "commands: send, listen, chat, history, outbox, retry, pack, unpack\n"
+		      "commands: send, listen, chat, history, outbox, retry, members, pack, unpack\n"
 		      "(see mqim --help)\n", stderr);
 		rc = EXIT_USAGE;
 		goto out;
