@@ -29,14 +29,9 @@ static struct tbroker broker;
 
 static int setup(void **state)
 {
+	static const char *const users[] = { "alice", "bob", "carol", NULL };
 	(void)state;
-	if (tbroker_init(&broker, NULL) != 0 ||
-	    tbroker_add_user(&broker, "alice", PW, false) != 0 ||
-	    tbroker_add_user(&broker, "bob", PW, false) != 0 ||
-	    tbroker_add_user(&broker, "carol", PW, false) != 0 ||
-	    tbroker_start(&broker) != 0)
-		return -1;
-	return 0;
+	return tc_broker_up(&broker, PW, users) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)

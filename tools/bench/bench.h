@@ -69,6 +69,9 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 char *slurp(const char *path, size_t *len_out);
 /* Recursively remove a folder (best effort). */
 void rm_tree(const char *dir);
+/* A whole-string number in [lo, hi] into *out (command-line values);
+ * false, *out untouched, otherwise. */
+bool parse_num(const char *s, double lo, double hi, double *out);
 
 /* A min-heap of (time, index): the clients waiting to retry. */
 struct theap {

@@ -43,16 +43,6 @@ static const struct option long_opts[] = {
 	{ "verbose", no_argument, NULL, 'v' },      { NULL, 0, NULL, 0 },
 };
 
-static bool num(const char *s, double lo, double hi, double *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-	if (!*s || *end || !(v >= lo && v <= hi))
-		return false;
-	*out = v;
-	return true;
-}
-
 static bool parse_steps(const char *s, struct sc_opts *o)
 {
 	char buf[128];
@@ -61,7 +51,7 @@ static bool parse_steps(const char *s, struct sc_opts *o)
 	o->nconn_steps = 0;
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		double v;
-		if (o->nconn_steps == 4 || !num(t, 1, BENCH_MAX_CONNS, &v) ||
+		if (o->nconn_steps == 4 || !parse_num(t, 1, BENCH_MAX_CONNS, &v) ||
 		    (o->nconn_steps && v <= o->conn_steps[o->nconn_steps - 1]))
 			return false;
 		o->conn_steps[o->nconn_steps++] = (unsigned)v;
@@ -98,21 +88,21 @@ static bool apply(struct sc_opts *o, int c, const char *arg)
 		o->kind = !strcmp(arg, "A") ? BROKER_A : !strcmp(arg, "B") ? BROKER_B
 			  : !strcmp(arg, "C") ? BROKER_C : BROKER_KINDS;
 		return o->kind != BROKER_KINDS;
-	case 'P': if (!num(arg, 1, 65535, &v)) return false; o->port = (int)v; return true;
-	case 'I': if (!num(arg, 1, 1e9, &v)) return false; o->pid = (pid_t)v; return true;
+	case 'P': if (!parse_num(arg, 1, 65535, &v)) return false; o->port = (int)v; return true;
+	case 'I': if (!parse_num(arg, 1, 1e9, &v)) return false; o->pid = (pid_t)v; return true;
 	case 'b': o->build = arg; return true;
-	case 'Q': if (!num(arg, 0, 2, &v)) return false; o->flow.qos = (uint8_t)v; return true;
-	case 'p': if (!num(arg, 1, BENCH_MAX_PAIRS, &v)) return false; o->flow.pairs = (unsigned)v; return true;
-	case 'n': if (!num(arg, 1, 1e8, &v)) return false; o->flow.n = (unsigned)v; return true;
-	case 'W': if (!num(arg, 1, 65535, &v)) return false; o->flow.window = (unsigned)v; return true;
-	case 'S': if (!num(arg, 1, BENCH_MAX_GROUP, &v)) return false; o->flow.group_size = (unsigned)v; return true;
-	case 'R': return num(arg, 1, 1e7, &o->flow.rate);
-	case 'D': return num(arg, 0.1, 86400, &o->flow.duration_s);
-	case 'K': if (!num(arg, 1, BENCH_MAX_STORM, &v)) return false; o->storm.k = (unsigned)v; return true;
-	case 'T': return num(arg, 0.001, 86400, &o->storm.storm_s);
+	case 'Q': if (!parse_num(arg, 0, 2, &v)) return false; o->flow.qos = (uint8_t)v; return true;
+	case 'p': if (!parse_num(arg, 1, BENCH_MAX_PAIRS, &v)) return false; o->flow.pairs = (unsigned)v; return true;
+	case 'n': if (!parse_num(arg, 1, 1e8, &v)) return false; o->flow.n = (unsigned)v; return true;
+	case 'W': if (!parse_num(arg, 1, 65535, &v)) return false; o->flow.window = (unsigned)v; return true;
+	case 'S': if (!parse_num(arg, 1, BENCH_MAX_GROUP, &v)) return false; o->flow.group_size = (unsigned)v; return true;
+	case 'R': return parse_num(arg, 1, 1e7, &o->flow.rate);
+	case 'D': return parse_num(arg, 0.1, 86400, &o->flow.duration_s);
+	case 'K': if (!parse_num(arg, 1, BENCH_MAX_STORM, &v)) return false; o->storm.k = (unsigned)v; return true;
+	case 'T': return parse_num(arg, 0.001, 86400, &o->storm.storm_s);
 	case 'F': o->storm.waves = 1; o->storm.storm_s = 0.001; o->storm.max_s = 900; return true;
 	case 'C': return parse_steps(arg, o);
-	case 'i': if (!num(arg, 1, 1e8, &v)) return false; o->dedup_ids = (unsigned)v; return true;
+	case 'i': if (!parse_num(arg, 1, 1e8, &v)) return false; o->dedup_ids = (unsigned)v; return true;
 	case 'X': o->flow.client_suffix = arg; return true;
 	case 'G': o->callgrind = true; return true;
 	case 'v': set_verbose(true); return true;

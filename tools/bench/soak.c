@@ -165,16 +165,6 @@ static const struct option long_opts[] = {
 	{ "verbose", no_argument, NULL, 'v' },        { NULL, 0, NULL, 0 },
 };
 
-static bool num(const char *s, double lo, double hi, double *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-	if (!*s || *end || !(v >= lo && v <= hi))
-		return false;
-	*out = v;
-	return true;
-}
-
 static int parse(int argc, char **argv, struct soak_opts *o)
 {
 	double v;
@@ -185,13 +175,13 @@ static int parse(int argc, char **argv, struct soak_opts *o)
 	while ((c = getopt_long(argc, argv, "v", long_opts, NULL)) != -1) {
 		bool ok = true;
 		switch (c) {
-		case 'D': ok = num(optarg, 10, 86400, &o->duration_s); break;
-		case 'R': ok = num(optarg, 1, 100000, &o->rate); break;
-		case 'w': ok = num(optarg, 1, 86400, &o->window_s); break;
-		case 's': ok = num(optarg, 0.1, 600, &o->sample_s); break;
-		case 'g': ok = num(optarg, 0, 1000, &o->max_growth_pct); break;
-		case 'm': ok = num(optarg, 1, 1e8, &v); o->dedup_max = (unsigned)v; break;
-		case 'p': ok = num(optarg, 1, BENCH_MAX_PAIRS, &v); o->pairs = (unsigned)v; break;
+		case 'D': ok = parse_num(optarg, 10, 86400, &o->duration_s); break;
+		case 'R': ok = parse_num(optarg, 1, 100000, &o->rate); break;
+		case 'w': ok = parse_num(optarg, 1, 86400, &o->window_s); break;
+		case 's': ok = parse_num(optarg, 0.1, 600, &o->sample_s); break;
+		case 'g': ok = parse_num(optarg, 0, 1000, &o->max_growth_pct); break;
+		case 'm': ok = parse_num(optarg, 1, 1e8, &v); o->dedup_max = (unsigned)v; break;
+		case 'p': ok = parse_num(optarg, 1, BENCH_MAX_PAIRS, &v); o->pairs = (unsigned)v; break;
 		case 'b': o->build = optarg; break;
 		case 'W': o->write = optarg; break;
 		case 'v': set_verbose(true); break;

@@ -235,3 +235,13 @@ void theap_free(struct theap *h)
 	h->v = NULL;
 	h->n = h->cap = 0;
 }
+
+bool parse_num(const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (!*s || *end || !(v >= lo && v <= hi))
+		return false;
+	*out = v;
+	return true;
+}
