@@ -736,17 +736,6 @@ static void pump(mqim_client *c)
 	c->undo_scope = false;
 }
 
-static struct mqim__ev *chain(struct mqim__ev *a, struct mqim__ev *b)
-{
-	if (!a)
-		return b;
-	struct mqim__ev *t = a;
-	while (t->next)
-		t = t->next;
-	t->next = b;
-	return a;
-}
-
 /* How long a lazy transaction stays open at most. */
 #define LAZY_MS 5
 
@@ -807,7 +796,7 @@ static void run_batch(mqim_client *c, struct mqim__ev *evs)
 	struct mqim__note *mark = c->n_tail;
 	int failed = MQIM_OK;
 	if (retry) {
-		evs = chain(mqim__hold_take(&c->hold), evs);
+		evs = mqim__hold_take_before(&c->hold, evs);
 		report_dropped(c);
 	}
 	mqim__db_sync(&c->db, durable);

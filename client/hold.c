@@ -83,6 +83,14 @@ struct mqim__ev *mqim__hold_take(struct mqim__hold *h)
 	return all;
 }
 
+struct mqim__ev *mqim__hold_take_before(struct mqim__hold *h, struct mqim__ev *evs)
+{
+	if (!h->q.head)
+		return evs;
+	h->q.tail->next = evs;
+	return mqim__hold_take(h);
+}
+
 size_t mqim__hold_take_dropped(struct mqim__hold *h)
 {
 	size_t n = h->dropped;

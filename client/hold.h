@@ -60,6 +60,9 @@ void mqim__hold_prepend(struct mqim__hold *h, struct mqim__ev *evs);
 /* Take every held event out, oldest first (NULL when none). */
 struct mqim__ev *mqim__hold_take(struct mqim__hold *h);
 
+/* The same, with the list evs linked after them (evs when none is held). */
+struct mqim__ev *mqim__hold_take_before(struct mqim__hold *h, struct mqim__ev *evs);
+
 /* The number of events dropped since the last call; resets it. */
 size_t mqim__hold_take_dropped(struct mqim__hold *h);
 
