@@ -854,6 +854,9 @@ static void *worker_main(void *arg)
 {
 	mqim_client *c = arg;
 
+	/* So that tools (top -H, perf, mqim-bench client) can tell it apart
+	 * from the app's and paho's threads. */
+	pthread_setname_np(pthread_self(), "mqim");
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		while (!c->q_head && !c->stop && !c->kick) {

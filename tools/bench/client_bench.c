@@ -19,8 +19,10 @@
  * The rate is N over the time from the first call to the last message
  * reported SENT (acknowledged by the broker); "stored" is the rate at which
  * the messages were durably stored (the calls returned; for nowait, the
- * last QUEUED report).  Each round runs the four, then paho; the figures
- * are medians over the rounds.
+ * last QUEUED report).  Each round runs the four (or those --only names),
+ * then paho; the figures are medians over the rounds.  "lib CPU" is the
+ * CPU time of libmqim's library thread (named "mqim", read from
+ * /proc/self/task) per message, from mqim_connect() to the last SENT.
  *
  * The recipient, p0b, has a persistent session subscribed to its inbox at
  * QoS 0 and is offline (make_sink): the broker acknowledges with reason
@@ -32,11 +34,13 @@
  * libmqim's callbacks come on their own threads and only touch the
  * counters under the mutex of struct waiter.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <MQTTAsync.h>
 
@@ -311,6 +315,39 @@ static void mq_msg_state(mqim_client *c, const uint8_t id[MQIM_ID_LEN], enum mqi
 	}
 }
 
+/* CPU seconds (user + system) of this process's threads named "mqim"
+ * (libmqim's library thread); -1 when /proc cannot tell. */
+static double lib_thread_cpu(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	double sum = -1;
+	struct dirent *e;
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		char path[300], buf[512];
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		bool ours = fgets(buf, sizeof(buf), f) && strcmp(buf, "mqim\n") == 0;
+		fclose(f);
+		snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+		if (!ours || !(f = fopen(path, "r")))
+			continue;
+		unsigned long ut, st;
+		char *p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+		/* After "pid (comm)": fields 3..; utime and stime are 14 and 15. */
+		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+			sum = (sum < 0 ? 0 : sum) + (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
 static mqim_client *mq_connect(struct mq_run *r, int port, const char *dir, int durability)
 {
 	struct mqim_options o = MQIM_OPTIONS_INIT;
@@ -394,9 +431,10 @@ static bool all_queued(const struct waiter *w, unsigned n)
 }
 
 /* Returns the rate; *stored_rate gets the rate at which the messages were
- * durably stored (the send calls returned; nowait: QUEUED reported). */
+ * durably stored (the send calls returned; nowait: QUEUED reported),
+ * *cpu_us the library thread's CPU µs per message (-1: unknown). */
 static double run_mqim(int port, unsigned n, const char *dir, int durability, enum mq_mode mode,
-		       double *stored_rate)
+		       double *stored_rate, double *cpu_us)
 {
 	struct mq_run r;
 	uint8_t body[BENCH_BODY_LEN];
@@ -415,7 +453,10 @@ static double run_mqim(int port, unsigned n, const char *dir, int durability, en
 	if (mode == MQ_NOWAIT && sent == n && waiter_wait(&r.w, all_queued, n))
 		t_stored = r.t_queued;
 	*stored_rate = sent / ((double)(t_stored - t0) / 1e9);
-	if (sent == n && waiter_wait(&r.w, all_done, n) && !r.w.failed)
+	bool ok = sent == n && waiter_wait(&r.w, all_done, n) && !r.w.failed;
+	double cpu = lib_thread_cpu();
+	*cpu_us = cpu < 0 ? -1 : cpu * 1e6 / n;
+	if (ok)
 		rate = n / ((double)(r.w.t_last - t0) / 1e9);
 	else
 		fail("client: libmqim: %u sent, %u of %u acknowledged", sent, r.w.done, n);
@@ -439,18 +480,29 @@ static const struct {
 };
 #define NVARIANTS (sizeof(variants) / sizeof(variants[0]))
 
+/* Set by `mqim-bench client` only (compare.c runs all four): which
+ * variants run (bit i: variants[i]), and the medians of the library
+ * thread's CPU per message, for print_client. */
+static unsigned only_mask = (1u << NVARIANTS) - 1;
+static double cpu_median[NVARIANTS];
+
 int client_bench(int port, const char *work, unsigned n, unsigned rounds,
 		 struct client_result *res)
 {
-	double paho[16], rate[NVARIANTS][16], stored[NVARIANTS][16];
+	double paho[16], rate[NVARIANTS][16], stored[NVARIANTS][16], cpu[NVARIANTS][16];
 	char dir[400];
 	if (rounds < 1 || rounds > 16 || make_sink(port) != 0)
 		return -1;
+	memset(rate, 0, sizeof(rate));
+	memset(stored, 0, sizeof(stored));
+	memset(cpu, 0, sizeof(cpu));
 	for (unsigned r = 0; r < rounds; r++) {
 		for (size_t i = 0; i < NVARIANTS; i++) {
+			if (!(only_mask & (1u << i)))
+				continue;
 			snprintf(dir, sizeof(dir), "%s/client-%s-%u", work, variants[i].name, r);
 			rate[i][r] = run_mqim(port, n, dir, variants[i].durability, variants[i].mode,
-					      &stored[i][r]);
+					      &stored[i][r], &cpu[i][r]);
 			if (rate[i][r] < 0)
 				return -1;
 		}
@@ -458,8 +510,9 @@ int client_bench(int port, const char *work, unsigned n, unsigned rounds,
 		if (paho[r] < 0)
 			return -1;
 		note("client round %u: paho %.0f/s, libmqim send FULL %.0f/s, APP %.0f/s, "
-		     "send_many FULL %.0f/s, send_nowait FULL %.0f/s", r + 1, paho[r], rate[0][r],
-		     rate[1][r], rate[2][r], rate[3][r]);
+		     "send_many FULL %.0f/s, send_nowait FULL %.0f/s; library thread "
+		     "%.1f/%.1f/%.1f/%.1f us per message", r + 1, paho[r], rate[0][r],
+		     rate[1][r], rate[2][r], rate[3][r], cpu[0][r], cpu[1][r], cpu[2][r], cpu[3][r]);
 	}
 	struct summary *to[NVARIANTS] = { &res->full, &res->app, &res->many, &res->nowait };
 	double *stored_to[NVARIANTS] = { &res->enqueue_full, &res->enqueue_app, &res->stored_many,
@@ -470,15 +523,20 @@ int client_bench(int port, const char *work, unsigned n, unsigned rounds,
 	for (size_t i = 0; i < NVARIANTS; i++) {
 		*to[i] = summarize(rate[i], rounds);
 		*stored_to[i] = summarize(stored[i], rounds).median;
+		cpu_median[i] = summarize(cpu[i], rounds).median;
 	}
 	return 0;
 }
 
 static void print_variant(const char *what, const struct summary *s, double paho, double stored,
-			  const char *stored_what)
+			  const char *stored_what, double cpu_us)
 {
-	printf("  %-28s%8.0f msg/s (%.0f-%.0f)  %.2f x paho  (%s: %.0f/s)\n", what, s->median,
-	       s->min, s->max, s->median / paho, stored_what, stored);
+	if (s->median <= 0) {
+		printf("  %-28s    (not run)\n", what);
+		return;
+	}
+	printf("  %-28s%8.0f msg/s (%.0f-%.0f)  %.2f x paho  (%s: %.0f/s; lib CPU %.1f us/msg)\n",
+	       what, s->median, s->min, s->max, s->median / paho, stored_what, stored, cpu_us);
 }
 
 static void print_client(const struct client_result *r)
@@ -486,14 +544,32 @@ static void print_client(const struct client_result *r)
 	double p = r->paho.median;
 	printf("client: %u QoS 1 messages to broker C, medians of %u rounds:\n", r->n, r->rounds);
 	printf("  %-28s%8.0f msg/s (%.0f-%.0f)\n", "raw paho MQTTAsync", p, r->paho.min, r->paho.max);
-	print_variant("mqim_send, FULL", &r->full, p, r->enqueue_full, "mqim_send alone");
-	print_variant("mqim_send, APP", &r->app, p, r->enqueue_app, "mqim_send alone");
-	print_variant("mqim_send_many(256), FULL", &r->many, p, r->stored_many, "stored");
-	print_variant("mqim_send_nowait, FULL", &r->nowait, p, r->stored_nowait, "stored (QUEUED)");
+	print_variant("mqim_send, FULL", &r->full, p, r->enqueue_full, "mqim_send alone", cpu_median[0]);
+	print_variant("mqim_send, APP", &r->app, p, r->enqueue_app, "mqim_send alone", cpu_median[1]);
+	print_variant("mqim_send_many(256), FULL", &r->many, p, r->stored_many, "stored", cpu_median[2]);
+	print_variant("mqim_send_nowait, FULL", &r->nowait, p, r->stored_nowait, "stored (QUEUED)",
+		      cpu_median[3]);
 	printf("result scenario=client paho=%.1f full=%.1f app=%.1f many=%.1f nowait=%.1f "
 	       "ratio_full=%.3f ratio_app=%.3f ratio_many=%.3f ratio_nowait=%.3f\n", p,
 	       r->full.median, r->app.median, r->many.median, r->nowait.median, r->full.median / p,
 	       r->app.median / p, r->many.median / p, r->nowait.median / p);
+}
+
+/* "many,nowait" into a mask of variants; 0 when a name is unknown. */
+static unsigned parse_only(const char *list)
+{
+	unsigned mask = 0;
+	char buf[128];
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		size_t i;
+		for (i = 0; i < NVARIANTS && strcmp(t, variants[i].name) != 0; i++)
+			;
+		if (i == NVARIANTS)
+			return 0;
+		mask |= 1u << i;
+	}
+	return mask;
 }
 
 int cmd_client(int argc, char **argv)
@@ -507,6 +583,12 @@ int cmd_client(int argc, char **argv)
 			rounds = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--build") && i + 1 < argc)
 			build = argv[++i];
+		else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+			if (!(only_mask = parse_only(argv[++i]))) {
+				fail("client: --only takes full,app,many,nowait (comma-separated)");
+				return EXIT_USAGE;
+			}
+		}
 		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
 			set_verbose(true);
 		else {
