@@ -347,6 +347,18 @@ static void drop_notes(mqim_client *c)
 
 static void store_failed(mqim_client *c, int rc);
 
+/* Commit the open transaction (the acknowledgements waiting in memory
+ * first) and tell the outbox's memory how it went (obmem.h).  A failed
+ * write of the acknowledgements alone does not fail the commit: their
+ * rows stay QUEUED and go again. */
+static int commit_tx(mqim_client *c)
+{
+	mqim__acks_flush(c);
+	int rc = mqim__db_commit(&c->db);
+	mqim__obmem_commit(&c->obmem, rc == MQIM_OK);
+	return rc;
+}
+
 static bool on_library_thread(mqim_client *c)
 {
 	return pthread_equal(pthread_self(), c->thread);
@@ -375,7 +387,7 @@ static int call_here(mqim_client *c, int (*fn)(mqim_client *c, void *arg), void 
 	c->undo_scope = true;
 	int rc = fn(c, arg);
 	c->undo_scope = scope;
-	int crc = mqim__db_commit(&c->db);
+	int crc = commit_tx(c);
 	if (crc != MQIM_OK) {
 		notes_undo(c, mark);
 		store_failed(c, crc);
@@ -456,6 +468,7 @@ int mqim__work_end(mqim_client *c, int rc)
 		rc = mqim__db_release(&c->db);
 	if (rc != MQIM_OK) {
 		mqim__db_undo(&c->db);
+		mqim__obmem_forget(&c->obmem);   /* its rows may be among them */
 		if (storage_error(rc))
 			c->store_err = rc;
 	}
@@ -479,7 +492,7 @@ static bool pending_reserve(mqim_client *c)
 /* Commit the batch and answer the calls that waited for it. */
 static int commit_batch(mqim_client *c)
 {
-	int rc = mqim__db_commit(&c->db);
+	int rc = commit_tx(c);
 	for (size_t i = 0; i < c->npending; i++)
 		call_complete(c, c->pending[i], rc);
 	c->npending = 0;
@@ -1009,6 +1022,7 @@ static void client_free(mqim_client *c)
 	free(c->watch);
 	free(c->pending);
 	free(c->slots);
+	mqim__obmem_free(&c->obmem);
 	free(c->uri);
 	free(c->ca_file);
 	free(c->cert_file);
@@ -1132,6 +1146,7 @@ MQIM_EXPORT int mqim_create(const struct mqim_options *opts, const struct mqim_c
 	c->reconnect_at = c->connect_deadline = INT64_MAX;
 	c->store_retry_at = c->lazy_until = INT64_MAX;
 	mqim__hold_init(&c->hold);
+	mqim__obmem_init(&c->obmem, MQIM__OBMEM_MAX_BYTES);
 	c->next_due = INT64_MAX;
 	c->window = opts->max_inflight;
 

@@ -30,7 +30,6 @@ static const char schema_sql[] =
 	"  next_at INTEGER NOT NULL DEFAULT 0,"
 	"  created INTEGER NOT NULL,"
 	"  err INTEGER NOT NULL DEFAULT 0);"
-	"CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_at);"
 	/* Every message of every conversation, both directions. */
 	"CREATE TABLE IF NOT EXISTS history("
 	"  fr TEXT NOT NULL, id BLOB NOT NULL,"
@@ -261,11 +260,17 @@ int mqim__db_open(struct mqim__db *db, const char *dir, unsigned flags,
 	}
 	if (created && (rc = check_schema(db, true, errbuf, errlen)) != MQIM_OK)
 		goto fail;
-	/* The QUEUED rows in sending order, for the pump (outbox.c): made on
-	 * open, so that a file from before it gets it without a new schema
-	 * version. */
+	/* The outbox's indexes are made on open, so that a file from before
+	 * them gets them without a new schema version: the QUEUED rows in
+	 * sending order, for the pump, and the SENT rows by resend time
+	 * (outbox.c).  Both partial, so that a row's first acknowledgement
+	 * (QUEUED -> SENT) moves it between two small indexes, and a new row
+	 * enters one; outbox_due, an index of every row on (state, next_at),
+	 * is what the SENT one replaced. */
 	if (!ro && (rc = exec(db, "CREATE INDEX IF NOT EXISTS outbox_queue ON outbox(seq)"
-			      " WHERE state=1", errbuf, errlen)) != MQIM_OK)
+			      " WHERE state=1;"
+			      "CREATE INDEX IF NOT EXISTS outbox_sent ON outbox(next_at) WHERE state=2;"
+			      "DROP INDEX IF EXISTS outbox_due", errbuf, errlen)) != MQIM_OK)
 		goto fail;
 
 	struct { const char *sql; sqlite3_stmt **st; } stmts[] = {

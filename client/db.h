@@ -19,6 +19,10 @@
 
 #define MQIM_DB_FILE "mqim.db"
 
+/* Statements that take a list of rows (seq IN (...)) take this many
+ * parameters for it; the unused ones are NULL. */
+#define MQIM__DB_BULK 64
+
 struct mqim__db {
 	sqlite3 *h;
 	sqlite3_stmt *begin, *commit, *rollback;

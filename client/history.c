@@ -23,16 +23,23 @@ int mqim__msg_state_merge(int cur, int next)
 	}
 }
 
+/* The state of a history row as the application sees it: a QUEUED
+ * message of ours whose outbox row is SENT is SENT (history.h). */
+#define SHOWN_STATE "CASE WHEN h.state=1 AND h.outgoing<>0 AND EXISTS(SELECT 1 FROM outbox o" \
+		    " WHERE o.id=h.id AND o.state=2) THEN 2 ELSE h.state END"
+
 int mqim__hist_open(struct mqim__history *h, struct mqim__db *db)
 {
+	_Static_assert(MQIM_MSG_QUEUED == 1 && MQIM_MSG_SENT == 2, "SHOWN_STATE");
 	struct { const char *sql; sqlite3_stmt **st; } stmts[] = {
 		{ "INSERT OR IGNORE INTO history(fr, id, peer, is_group, to_, ts, bts, ct, body,"
 		  " outgoing, state) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", &h->ins },
 		{ "SELECT state, outgoing, peer, is_group FROM history WHERE fr=?1 AND id=?2", &h->get },
 		{ "UPDATE history SET state=?3 WHERE fr=?1 AND id=?2", &h->set },
-		{ "SELECT fr, id, to_, is_group, ts, bts, ct, body, outgoing, state FROM history"
-		  " WHERE peer=?1 AND is_group=?2 AND (bts<?3 OR (bts=?3 AND id<?4))"
+		{ "SELECT fr, id, to_, is_group, ts, bts, ct, body, outgoing, " SHOWN_STATE
+		  " FROM history h WHERE peer=?1 AND is_group=?2 AND (bts<?3 OR (bts=?3 AND id<?4))"
 		  " ORDER BY bts DESC, id DESC LIMIT ?5", &h->page },
+		{ "SELECT " SHOWN_STATE ", outgoing FROM history h WHERE fr=?1 AND id=?2", &h->shown },
 	};
 	memset(h, 0, sizeof *h);
 	h->db = db;
@@ -52,6 +59,7 @@ void mqim__hist_close(struct mqim__history *h)
 	sqlite3_finalize(h->get);
 	sqlite3_finalize(h->set);
 	sqlite3_finalize(h->page);
+	sqlite3_finalize(h->shown);
 	memset(h, 0, sizeof *h);
 }
 
@@ -95,6 +103,23 @@ int mqim__hist_get(struct mqim__history *h, const char *fr, const uint8_t id[16]
 			snprintf(peer, 65, "%s", (const char *)sqlite3_column_text(st, 2));
 		if (is_group)
 			*is_group = sqlite3_column_int(st, 3) != 0;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+int mqim__hist_state(struct mqim__history *h, const char *fr, const uint8_t id[16],
+		     int *state, bool *outgoing)
+{
+	sqlite3_stmt *st = h->shown;
+	sqlite3_bind_text(st, 1, fr, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, id, 16, SQLITE_STATIC);
+	int s = sqlite3_step(st);
+	int rc = s == SQLITE_DONE ? MQIM_ENOTFOUND : mqim__db_err(s);
+	if (s == SQLITE_ROW) {
+		*state = sqlite3_column_int(st, 0);
+		*outgoing = sqlite3_column_int(st, 1) != 0;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);

@@ -6,6 +6,15 @@
  * are ordered by bts (the broker's clock; for one's own direct messages,
  * which never come back from the broker, the sending time) and then id.
  *
+ * The state column of our own messages is not written when the broker
+ * acknowledges one (the most frequent change, and the costliest to write
+ * per message): it stays QUEUED while the message's outbox row says SENT,
+ * and what the application is shown (mqim__hist_state, mqim__hist_page) is
+ * SENT then.  Every later state (DELIVERED, READ, FAILED, QUEUED again by a
+ * retry) is written here, and the merge rules give the same result from
+ * QUEUED as from SENT for all of them; mqim__hist_get returns the column as
+ * stored.
+ *
  * Thread rules: the thread that owns the database connection.  Messages
  * given to callbacks are valid only until the callback returns.
  */
@@ -21,7 +30,7 @@
 
 struct mqim__history {
 	struct mqim__db *db;
-	sqlite3_stmt *ins, *get, *set, *page;
+	sqlite3_stmt *ins, *get, *set, *page, *shown;
 };
 
 int mqim__hist_open(struct mqim__history *h, struct mqim__db *db);
@@ -35,6 +44,12 @@ int mqim__hist_add(struct mqim__history *h, const char *peer, const struct mqim_
  * 65 bytes.  MQIM_ENOTFOUND when absent. */
 int mqim__hist_get(struct mqim__history *h, const char *fr, const uint8_t id[16],
 		   int *state, bool *outgoing, char *peer, bool *is_group);
+
+/* State of (fr, id) as the application sees it (SENT read from the
+ * outbox, above), and whether it is outgoing.  MQIM_ENOTFOUND when
+ * absent. */
+int mqim__hist_state(struct mqim__history *h, const char *fr, const uint8_t id[16],
+		     int *state, bool *outgoing);
 
 int mqim__hist_set_state(struct mqim__history *h, const char *fr, const uint8_t id[16], int state);
 

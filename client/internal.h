@@ -13,6 +13,7 @@
  *   query.c    the read-only queries served on the caller's thread
  *   hold.c     what arrived but could not be stored yet (a full disk)
  *   send_many.c  mqim_send_many, mqim_send_nowait: one commit for many
+ *   obmem.c    the outbox's fresh rows and acknowledgements in memory
  *
  * Threads.  The library thread owns everything below the "library thread
  * only" line: the writing database connection, the paho handle, the
@@ -36,6 +37,7 @@
 #include "envelope.h"
 #include "history.h"
 #include "hold.h"
+#include "obmem.h"
 #include "outbox.h"
 #include "roster.h"
 #include "seen.h"
@@ -122,6 +124,10 @@ struct mqim__slot {
 	int64_t seq;                /* outbox seq; < 0: presence */
 	int64_t deadline;           /* monotonic ms */
 	bool used;
+	bool known;                 /* kind, qos and fsm are the row's as published,
+	                             * so its acknowledgement needs no lookup */
+	int8_t kind, qos;
+	struct mqim__ob_fsm fsm;
 };
 
 /* The context of the paho handle, freed after MQTTAsync_destroy(). */
@@ -164,6 +170,7 @@ struct mqim_client {
 	/* ---- library thread only ------------------------------------------ */
 	struct mqim__db db;
 	struct mqim__outbox ob;
+	struct mqim__obmem obmem;   /* the outbox's rows and acks in memory (obmem.h) */
 	struct mqim__roster roster;
 	struct mqim__history hist;
 	struct mqim__seen seen;
@@ -313,6 +320,12 @@ int mqim__send_store(mqim_client *c, void *arg);
 
 void mqim__pump(mqim_client *c);
 void mqim__pub_done(mqim_client *c, struct mqim__ev *ev);
+/* Write the acknowledgements that wait in memory (obmem.h) in one unit
+ * of work, and report those messages SENT.  Before a commit and before
+ * anything reads our outbox rows or messages' states.  On error the unit
+ * is undone and they are lost from the database, not from the broker:
+ * their rows stay QUEUED and go again (obmem `below`). */
+int mqim__acks_flush(mqim_client *c);
 /* Forget every publish in flight (the link is gone). */
 void mqim__inflight_clear(mqim_client *c);
 /* Earliest in-flight deadline (monotonic ms) or INT64_MAX. */

@@ -661,8 +661,9 @@ static void inbox_subscribed(mqim_client *c)
 		for (unsigned i = 0; i < c->nslots; i++) {
 			if (!c->slots[i].used) {
 				if (mqim__link_publish(c, topic, env, len, 1, true, -1, NULL, false) == MQIM_OK) {
-					c->slots[i] = (struct mqim__slot){ -1,
-						mqim__mono_ms() + c->o.ack_timeout_ms, true };
+					c->slots[i] = (struct mqim__slot){ .seq = -1,
+						.deadline = mqim__mono_ms() + c->o.ack_timeout_ms,
+						.used = true };
 					c->inflight_n++;
 				}
 				break;

@@ -19,15 +19,15 @@ unsigned mqim__ob_step(const struct mqim__ob_cfg *cfg, int kind, int qos,
 		if (!live)
 			return MQIM_OB_ACT_INVALID;
 		s->attempts++;
-		act = MQIM_OB_ACT_SAVE;
 		/* A receipt-driven resend (marked): the next one is due a resend
 		 * timeout from now, so a publish in flight is never "due" again
-		 * meanwhile.  A QUEUED row's retransmission stays unmarked. */
+		 * meanwhile.  A QUEUED row's publish is not written: published
+		 * or not, it goes again (unmarked) until acknowledged. */
 		if (s->state == MQIM_MSG_SENT) {
 			s->next_at = now + (int64_t)cfg->resend_timeout_ms;
-			act |= MQIM_OB_ACT_MARK;
+			act = MQIM_OB_ACT_SAVE | MQIM_OB_ACT_MARK;
 		} else if (s->next_at == MQIM_OB_MARK_NEXT) {
-			act |= MQIM_OB_ACT_MARK;   /* until the broker acknowledges it */
+			act = MQIM_OB_ACT_MARK;   /* until the broker acknowledges it */
 		}
 		break;
 	case MQIM_OB_EV_ACK:
@@ -43,6 +43,10 @@ unsigned mqim__ob_step(const struct mqim__ob_cfg *cfg, int kind, int qos,
 		}
 		int64_t wait = cfg->resend_timeout_ms;
 		if (s->state == MQIM_MSG_QUEUED) {
+			/* Its publishes were not written (a row read back from the
+			 * database says 0): this one at least happened. */
+			if (s->attempts == 0)
+				s->attempts = 1;
 			act = MQIM_OB_ACT_NOTIFY;
 			ns = MQIM_MSG_SENT;
 			/* The first answer says nobody got it: resend soon. */
@@ -107,6 +111,16 @@ unsigned mqim__ob_step(const struct mqim__ob_cfg *cfg, int kind, int qos,
 
 int mqim__ob_open(struct mqim__outbox *ob, struct mqim__db *db)
 {
+	char bulk_sql[128 + 6 * MQIM__DB_BULK];
+	/* "+state": by seq only; an index on state would make SQLite scan
+	 * every QUEUED row. */
+	int n = snprintf(bulk_sql, sizeof bulk_sql, "UPDATE outbox SET state=%d, attempts=1,"
+			 " next_at=?1, err=0 WHERE +state=%d AND seq IN (?2", MQIM_MSG_SENT,
+			 MQIM_MSG_QUEUED);
+	for (int i = 3; i <= MQIM__DB_BULK + 1; i++)
+		n += snprintf(bulk_sql + n, sizeof bulk_sql - (size_t)n, ",?%d", i);
+	snprintf(bulk_sql + n, sizeof bulk_sql - (size_t)n, ")");
+
 	struct { const char *sql; sqlite3_stmt **st; } stmts[] = {
 		{ "INSERT INTO outbox(id, kind, peer, is_group, qos, payload, state, attempts,"
 		  " next_at, created, err) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, ?8, 0)", &ob->ins },
@@ -119,17 +133,22 @@ int mqim__ob_open(struct mqim__outbox *ob, struct mqim__db *db)
 		 * per pump round), and a UNION ALL still copied the rows into
 		 * temporary trees.  outbox_queue: db.c. */
 		{ "SELECT " ROW_COLS " FROM outbox INDEXED BY outbox_queue WHERE state=1"
-		  " ORDER BY seq LIMIT ?1", &ob->due },
+		  " AND seq<?2 ORDER BY seq LIMIT ?1", &ob->due },
 		{ "SELECT " ROW_COLS " FROM outbox WHERE state=2 AND next_at<=?1"
 		  " ORDER BY seq LIMIT ?2", &ob->due_sent },
 		{ "SELECT min(next_at) FROM outbox WHERE state=2", &ob->next_due },
 		{ "SELECT " ROW_COLS " FROM outbox WHERE kind=0 ORDER BY seq", &ob->list },
 		{ "SELECT count(*) FROM outbox", &ob->count },
+		{ "SELECT 1 FROM outbox WHERE seq=?1 AND state=2 AND attempts=1 AND next_at=?2",
+		  &ob->moved },
 	};
 	memset(ob, 0, sizeof *ob);
 	ob->db = db;
+	int rc = mqim__db_prepare(db, bulk_sql, &ob->sent_bulk);
+	if (rc != MQIM_OK)
+		return rc;
 	for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
-		int rc = mqim__db_prepare(db, stmts[i].sql, stmts[i].st);
+		rc = mqim__db_prepare(db, stmts[i].sql, stmts[i].st);
 		if (rc != MQIM_OK) {
 			mqim__ob_close(ob);
 			return rc;
@@ -141,7 +160,8 @@ int mqim__ob_open(struct mqim__outbox *ob, struct mqim__db *db)
 void mqim__ob_close(struct mqim__outbox *ob)
 {
 	sqlite3_stmt *all[] = { ob->ins, ob->save, ob->del, ob->by_id, ob->due,
-				ob->due_sent, ob->next_due, ob->list, ob->count };
+				ob->due_sent, ob->next_due, ob->list, ob->count, ob->sent_bulk,
+				ob->moved };
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 	memset(ob, 0, sizeof *ob);
@@ -176,6 +196,29 @@ int mqim__ob_save(struct mqim__outbox *ob, const struct mqim__ob_row *r)
 	sqlite3_bind_int64(st, 4, r->fsm.next_at);
 	sqlite3_bind_int(st, 5, r->fsm.err);
 	return mqim__db_step_done(st);
+}
+
+int mqim__ob_sent_bulk(struct mqim__outbox *ob, const int64_t *seq, size_t n, int64_t next_at,
+		       size_t *moved)
+{
+	sqlite3_stmt *st = ob->sent_bulk;
+	sqlite3_bind_int64(st, 1, next_at);
+	for (size_t i = 0; i < n && i < MQIM__DB_BULK; i++)
+		sqlite3_bind_int64(st, (int)i + 2, seq[i]);
+	int rc = mqim__db_step_done(st);
+	*moved = rc == MQIM_OK ? (size_t)sqlite3_changes(ob->db->h) : 0;
+	return rc;
+}
+
+bool mqim__ob_moved(struct mqim__outbox *ob, int64_t seq, int64_t next_at)
+{
+	sqlite3_stmt *st = ob->moved;
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_int64(st, 2, next_at);
+	bool yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return yes;
 }
 
 int mqim__ob_delete(struct mqim__outbox *ob, int64_t seq)
@@ -248,12 +291,14 @@ static void finish(sqlite3_stmt *st)
 	sqlite3_clear_bindings(st);
 }
 
-/* The rows of a and b (each in seq order) in seq order, at most limit. */
+/* The rows of a and b (each in seq order) in seq order, at most limit;
+ * *a_done (may be NULL) tells whether every row of a was given to cb. */
 static int walk_merged(sqlite3_stmt *a, sqlite3_stmt *b, unsigned limit,
-		       int (*cb)(void *ctx, struct mqim__ob_row *r), void *ctx)
+		       int (*cb)(void *ctx, struct mqim__ob_row *r), void *ctx, bool *a_done)
 {
 	struct mqim__ob_row r;
 	int sa = sqlite3_step(a), sb = sqlite3_step(b), rc = MQIM_OK;
+	unsigned from_a_n = 0;
 	for (unsigned n = 0; n < limit && (sa == SQLITE_ROW || sb == SQLITE_ROW); n++) {
 		bool from_a = sa == SQLITE_ROW &&
 			      (sb != SQLITE_ROW || sqlite3_column_int64(a, 0) < sqlite3_column_int64(b, 0));
@@ -261,8 +306,10 @@ static int walk_merged(sqlite3_stmt *a, sqlite3_stmt *b, unsigned limit,
 		rc = cb(ctx, &r);
 		if (rc != 0)
 			break;
-		if (from_a)
+		if (from_a) {
+			from_a_n++;
 			sa = sqlite3_step(a);
+		}
 		else
 			sb = sqlite3_step(b);
 	}
@@ -270,18 +317,22 @@ static int walk_merged(sqlite3_stmt *a, sqlite3_stmt *b, unsigned limit,
 		rc = mqim__db_err(sa);
 	if (rc == MQIM_OK && sb != SQLITE_DONE && sb != SQLITE_ROW)
 		rc = mqim__db_err(sb);
+	/* a's own LIMIT (limit) ends it with SQLITE_DONE too. */
+	if (a_done)
+		*a_done = rc == MQIM_OK && sa == SQLITE_DONE && from_a_n < limit;
 	finish(a);
 	finish(b);
 	return rc;
 }
 
-int mqim__ob_due(struct mqim__outbox *ob, int64_t now, unsigned limit,
-		 int (*cb)(void *ctx, struct mqim__ob_row *r), void *ctx)
+int mqim__ob_due(struct mqim__outbox *ob, int64_t now, int64_t below, unsigned limit,
+		 int (*cb)(void *ctx, struct mqim__ob_row *r), void *ctx, bool *queued_done)
 {
 	sqlite3_bind_int64(ob->due, 1, limit);
+	sqlite3_bind_int64(ob->due, 2, below);
 	sqlite3_bind_int64(ob->due_sent, 1, now);
 	sqlite3_bind_int64(ob->due_sent, 2, limit);
-	return walk_merged(ob->due, ob->due_sent, limit, cb, ctx);
+	return walk_merged(ob->due, ob->due_sent, limit, cb, ctx, queued_done);
 }
 
 int64_t mqim__ob_next_due(struct mqim__outbox *ob)

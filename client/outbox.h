@@ -11,6 +11,17 @@
  * Resends.  A row the broker never acknowledged (QUEUED) goes again on the
  * next connection as a plain retransmission: if the first copy did reach
  * the broker, its de-duplication swallows this one, as the contract says.
+ * The publishes of a QUEUED row are not written (no ACT_SAVE): on disk,
+ * "stored, never published" and "published, not acknowledged" are the same
+ * row, QUEUED with 0 attempts (a file written by an older version may say
+ * more), and both go again, unmarked, after a restart.  Its attempts count
+ * in memory only; the first acknowledgement writes SENT with at least 1
+ * attempt (the acknowledged publish).  That acknowledgement is written in
+ * bulk, a little later (obmem.h), and only here: the message's history row
+ * stays QUEUED and reads as SENT (history.h).  Lost in a crash, it costs
+ * one more unmarked retransmission.  (A retried row's MQIM_OB_MARK_NEXT
+ * survives its unwritten publishes, so they stay marked.)
+ *
  * A row the broker did acknowledge (SENT) but whose receipt did not come
  * within resend_timeout_ms goes again as a *marked* resend (action MARK:
  * the MQTT 5 user property mqim-resend = 1), which the mqim plugin delivers
@@ -116,6 +127,7 @@ struct mqim__ob_row {
 struct mqim__outbox {
 	struct mqim__db *db;
 	sqlite3_stmt *ins, *save, *del, *by_id, *due, *due_sent, *next_due, *list, *count;
+	sqlite3_stmt *sent_bulk, *moved;
 };
 
 int mqim__ob_open(struct mqim__outbox *ob, struct mqim__db *db);
@@ -134,10 +146,21 @@ int mqim__ob_delete(struct mqim__outbox *ob, int64_t seq);
 int mqim__ob_find(struct mqim__outbox *ob, const uint8_t id[16], struct mqim__ob_row *r,
 		  char peer[65]);
 
-/* Rows to publish now, in seq order: QUEUED ones and SENT ones whose
- * next_at <= now; at most limit.  cb may return non-zero to stop. */
-int mqim__ob_due(struct mqim__outbox *ob, int64_t now, unsigned limit,
-		 int (*cb)(void *ctx, struct mqim__ob_row *r), void *ctx);
+/* Rows to publish now, in seq order: QUEUED ones with a seq below `below`
+ * and SENT ones whose next_at <= now; at most limit.  cb may return
+ * non-zero to stop.  *queued_done (may be NULL) tells whether every such
+ * QUEUED row was given to cb. */
+int mqim__ob_due(struct mqim__outbox *ob, int64_t now, int64_t below, unsigned limit,
+		 int (*cb)(void *ctx, struct mqim__ob_row *r), void *ctx, bool *queued_done);
+
+/* The first acknowledgement of n (at most MQIM__DB_BULK) QUEUED rows whose
+ * publishes were not written: state SENT, attempts 1, next_at.  Rows no
+ * longer QUEUED (or gone) are left alone; *moved gets how many moved. */
+int mqim__ob_sent_bulk(struct mqim__outbox *ob, const int64_t *seq, size_t n, int64_t next_at,
+		       size_t *moved);
+/* Whether row seq is as mqim__ob_sent_bulk(..., next_at) leaves it: which
+ * rows moved, when not all did.  false on error. */
+bool mqim__ob_moved(struct mqim__outbox *ob, int64_t seq, int64_t next_at);
 
 /* Earliest next_at of the SENT rows, or INT64_MAX when none. */
 int64_t mqim__ob_next_due(struct mqim__outbox *ob);

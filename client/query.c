@@ -43,7 +43,7 @@ MQIM_EXPORT int mqim_message_state(mqim_client *c, const uint8_t id[MQIM_ID_LEN]
 	pthread_mutex_lock(&c->rd_mu);
 	rc = mqim__hist_open(&h, &c->rdb);
 	if (rc == MQIM_OK) {
-		rc = mqim__hist_get(&h, c->user, id, &state, &outgoing, NULL, NULL);
+		rc = mqim__hist_state(&h, c->user, id, &state, &outgoing);
 		mqim__hist_close(&h);
 	}
 	pthread_mutex_unlock(&c->rd_mu);

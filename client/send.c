@@ -34,11 +34,15 @@ static int slot_find(mqim_client *c, int64_t seq)
 	return -1;
 }
 
-static bool slot_add(mqim_client *c, int64_t seq)
+/* Row r was just published: it waits in a slot with its state as of now. */
+static bool slot_add(mqim_client *c, const struct mqim__ob_row *r)
 {
 	for (unsigned i = 0; i < c->nslots; i++) {
 		if (!c->slots[i].used) {
-			c->slots[i] = (struct mqim__slot){ seq, mqim__mono_ms() + c->o.ack_timeout_ms, true };
+			c->slots[i] = (struct mqim__slot){
+				.seq = r->seq, .deadline = mqim__mono_ms() + c->o.ack_timeout_ms,
+				.used = true, .known = true, .kind = (int8_t)r->kind,
+				.qos = (int8_t)r->qos, .fsm = r->fsm };
 			c->inflight_n++;
 			return true;
 		}
@@ -46,10 +50,26 @@ static bool slot_add(mqim_client *c, int64_t seq)
 	return false;
 }
 
-static void slot_remove(mqim_client *c, int64_t seq)
+/* Row r, which may be in flight again (published anew on a newer
+ * connection), was changed by act: keep its slot's copy true. */
+static void slot_update(mqim_client *c, const struct mqim__ob_row *r, unsigned act)
+{
+	int i = slot_find(c, r->seq);
+	if (i < 0 || !c->slots[i].known)
+		return;
+	if (act & MQIM_OB_ACT_DELETE)
+		c->slots[i].known = false;   /* its answer finds nothing to change */
+	else if (act & MQIM_OB_ACT_SAVE)
+		c->slots[i].fsm = r->fsm;
+}
+
+/* Free the slot of seq into *out (out->used false when there was none). */
+static void slot_take(mqim_client *c, int64_t seq, struct mqim__slot *out)
 {
 	int i = slot_find(c, seq);
+	memset(out, 0, sizeof *out);
 	if (i >= 0) {
+		*out = c->slots[i];
 		c->slots[i].used = false;
 		c->inflight_n--;
 	}
@@ -59,6 +79,7 @@ void mqim__inflight_clear(mqim_client *c)
 {
 	memset(c->slots, 0, c->nslots * sizeof *c->slots);
 	c->inflight_n = 0;
+	c->obmem.below = true;   /* what was in flight goes again */
 }
 
 int64_t mqim__inflight_deadline(mqim_client *c)
@@ -142,6 +163,8 @@ int mqim__send_store(mqim_client *c, void *arg)
 	/* QoS 0 leaves the outbox when written: no receipt to wait for. */
 	if (rc == MQIM_OK && q->is_group && q->qos > 0)
 		rc = mqim__roster_expect(&c->roster, q->id, q->to, c->user, NULL);
+	if (rc == MQIM_OK)
+		mqim__obmem_add(&c->obmem, &row);   /* the pump's, once committed */
 	return mqim__work_end(c, rc);
 }
 
@@ -240,11 +263,19 @@ int mqim__queue_receipt(mqim_client *c, const char *t, const char *to, const uin
 	row.len = plen;
 	row.created = (int64_t)env.ts;
 	rc = mqim__ob_add(&c->ob, &row);
+	if (rc == MQIM_OK)
+		mqim__obmem_add(&c->obmem, &row);
 	free(payload);
 	return rc;
 }
 
 /* ---- the pump ------------------------------------------------------------------- */
+
+/* The pump publishes, in seq order, first what the database holds that
+ * memory does not (obmem `below`: after a start, a lost link, a failure)
+ * and the SENT rows whose resend is due, then the fresh rows straight
+ * from memory: a message's first publish reads nothing and writes
+ * nothing (its QUEUED row stays as it is until acknowledged). */
 
 struct due_row {
 	struct mqim__ob_row r;
@@ -278,21 +309,36 @@ static int collect_cb(void *ctx, struct mqim__ob_row *r)
 	return 0;
 }
 
-/* One round: publish up to the free room.  Returns how many went out, or
- * -1 when publishing failed (the link is going). */
-static int pump_round(mqim_client *c, int64_t now)
+/* Publish row r (its PUBLISH step taken: act) and give it a slot. */
+static int publish_row(mqim_client *c, const struct mqim__ob_row *r, unsigned act)
+{
+	char topic[80];
+	mqim__peer_topic(topic, r->peer, r->is_group);
+	int rc = mqim__link_publish(c, topic, r->payload, r->len, r->qos, false, r->seq, r->id,
+				    (act & MQIM_OB_ACT_MARK) != 0);
+	if (rc == MQIM_OK)
+		slot_add(c, r);
+	return rc;
+}
+
+/* One round from the database: publish up to the free room.  Returns how
+ * many went out, or -1 when publishing failed (the link is going). */
+static int pump_db(mqim_client *c, int64_t now)
 {
 	unsigned room = c->window - c->inflight_n;
 	struct collect col = { c, calloc(room, sizeof(struct due_row)), 0, room };
 	int sent = 0, rc;
+	bool all_queued = false;
 
-	if (!col.rows)
+	if (!col.rows || mqim__acks_flush(c) != MQIM_OK) {
+		free(col.rows);
 		return -1;
-	mqim__ob_due(&c->ob, now, room + c->inflight_n, collect_cb, &col);
+	}
+	mqim__ob_due(&c->ob, now, mqim__obmem_bound(&c->obmem), room + c->inflight_n, collect_cb,
+		     &col, &all_queued);
 	rc = col.n ? mqim__work_begin(c) : MQIM_OK;
 	for (unsigned i = 0; i < col.n && rc == MQIM_OK && sent >= 0; i++) {
 		struct mqim__ob_row *r = &col.rows[i].r;
-		char topic[80];
 		int ns = 0;
 		unsigned act;
 
@@ -307,21 +353,44 @@ static int pump_round(mqim_client *c, int64_t now)
 		act = mqim__ob_step(&c->obcfg, r->kind, r->qos, &r->fsm, MQIM_OB_EV_PUBLISH, now, &ns);
 		if (act & MQIM_OB_ACT_INVALID)
 			continue;
-		mqim__peer_topic(topic, r->peer, r->is_group);
-		if (mqim__link_publish(c, topic, r->payload, r->len, r->qos, false, r->seq, r->id,
-				       (act & MQIM_OB_ACT_MARK) != 0) != MQIM_OK) {
+		if (publish_row(c, r, act) != MQIM_OK) {
 			sent = -1;
 			break;
 		}
-		slot_add(c, r->seq);
 		rc = apply(c, r, act, ns);
 		sent++;
 	}
 	if (col.n)
-		mqim__work_end(c, rc);
+		rc = mqim__work_end(c, rc);
+	/* Every QUEUED row below the fresh ones was seen and is in flight now:
+	 * memory holds the rest. */
+	if (all_queued && sent >= 0 && rc == MQIM_OK)
+		c->obmem.below = false;
 	for (unsigned i = 0; i < col.n; i++)
 		free(col.rows[i].payload);
 	free(col.rows);
+	return sent;
+}
+
+/* Publish fresh rows from memory up to the free room.  Returns how many
+ * went out, or -1 when publishing failed (the row stays at the head). */
+static int pump_fresh(mqim_client *c, int64_t now)
+{
+	struct mqim__fresh *f;
+	int sent = 0, ns;
+	while (c->inflight_n < c->window && (f = mqim__obmem_head(&c->obmem)) != NULL) {
+		struct mqim__ob_row *r = &f->r;
+		struct mqim__ob_fsm before = r->fsm;
+		unsigned act = mqim__ob_step(&c->obcfg, r->kind, r->qos, &r->fsm, MQIM_OB_EV_PUBLISH,
+					     now, &ns);
+		/* A QUEUED row's publish writes nothing (outbox.c). */
+		if (publish_row(c, r, act) != MQIM_OK) {
+			r->fsm = before;
+			return -1;
+		}
+		mqim__obmem_pop(&c->obmem);
+		sent++;
+	}
 	return sent;
 }
 
@@ -329,34 +398,108 @@ void mqim__pump(mqim_client *c)
 {
 	if (c->st == MQIM_STATE_CONNECTED && c->h) {
 		int64_t now = mqim__now_ms();
+		bool due = c->next_due <= now;
 		while (c->inflight_n < c->window) {
-			if (pump_round(c, now) <= 0)
+			int sent;
+			if (c->obmem.below || due) {
+				due = false;
+				sent = pump_db(c, now);
+				if (sent < 0 || (sent == 0 && c->obmem.below))
+					break;
+			} else if (pump_fresh(c, now) <= 0) {
 				break;
+			}
 		}
 	}
 	c->next_due = mqim__ob_next_due(&c->ob);
 }
 
+int mqim__acks_flush(mqim_client *c)
+{
+	struct mqim__obmem *m = &c->obmem;
+	size_t n = m->nacked;
+	if (n == 0)
+		return MQIM_OK;
+	int64_t next_at = mqim__now_ms() + (int64_t)c->obcfg.resend_timeout_ms;
+	int rc = mqim__work_begin(c);
+	/* The ids of the messages that moved to SENT are kept at the front of
+	 * acked_id; their history rows stay QUEUED, which reads as SENT
+	 * (history.h).  A row in flight changed by another path has its slot
+	 * changed too (pub_done, mqim__receipted), so all of them move unless
+	 * something unforeseen happened: then each is looked at. */
+	size_t moved = 0;
+	for (size_t i = 0; rc == MQIM_OK && i < n; i += MQIM__DB_BULK) {
+		size_t k = n - i < MQIM__DB_BULK ? n - i : MQIM__DB_BULK, changed = 0;
+		rc = mqim__ob_sent_bulk(&c->ob, m->acked_seq + i, k, next_at, &changed);
+		for (size_t j = i; rc == MQIM_OK && j < i + k; j++)
+			if (changed == k || mqim__ob_moved(&c->ob, m->acked_seq[j], next_at))
+				memmove(m->acked_id[moved++], m->acked_id[j], 16);
+	}
+	mqim__obmem_acks_clear(m);
+	rc = mqim__work_end(c, rc);
+	if (rc != MQIM_OK)
+		return rc;
+	bool scope = c->undo_scope;
+	c->undo_scope = true;   /* reports work of the open transaction */
+	for (size_t i = 0; i < moved; i++)
+		mqim__note_msg_state(c, m->acked_id[i], MQIM_MSG_SENT, MQIM_OK);
+	c->undo_scope = scope;
+	if (next_at < c->next_due)
+		c->next_due = next_at;
+	return MQIM_OK;
+}
+
+/* The common acknowledgement, of a message's first publish, waits in
+ * memory for mqim__acks_flush(). */
+static bool ack_later(mqim_client *c, const struct mqim__ob_row *r, enum mqim__ob_event oe,
+		      unsigned act)
+{
+	return oe == MQIM_OB_EV_ACK && r->kind == MQIM_OB_MSG &&
+	       act == (MQIM_OB_ACT_SAVE | MQIM_OB_ACT_NOTIFY) && r->fsm.state == MQIM_MSG_SENT &&
+	       r->fsm.attempts == 1 && r->fsm.err == 0 &&
+	       mqim__obmem_ack(&c->obmem, r->seq, r->id);
+}
+
 void mqim__pub_done(mqim_client *c, struct mqim__ev *ev)
 {
 	struct mqim__ob_row r;
+	struct mqim__slot slot;
 	char peer[65];
 	int ns = 0;
 
 	/* An answer about an older connection is still an answer (the broker
 	 * has the message, or refused it); only its slot is gone already. */
+	memset(&slot, 0, sizeof slot);
 	if (ev->epoch == c->epoch)
-		slot_remove(c, ev->seq);
-	if (ev->seq < 0 || (!ev->ok && !ev->refused))
-		return;   /* presence, or no answer: the row stays and goes again */
-	if (mqim__ob_find(&c->ob, ev->id, &r, peer) != MQIM_OK)
-		return;   /* its receipt came first */
+		slot_take(c, ev->seq, &slot);
+	if (ev->seq < 0)
+		return;   /* presence */
+	if (!ev->ok && !ev->refused) {
+		c->obmem.below = true;   /* no answer: the row stays and goes again */
+		return;
+	}
+	if (slot.used && slot.known && ev->ok) {
+		/* What the row was when published: nothing but its receipt
+		 * (deleting it) changes a row in flight. */
+		memset(&r, 0, sizeof r);
+		r.seq = slot.seq;
+		memcpy(r.id, ev->id, 16);
+		r.kind = slot.kind;
+		r.qos = slot.qos;
+		r.peer = "";
+		r.fsm = slot.fsm;
+	} else if (mqim__acks_flush(c) != MQIM_OK || mqim__ob_find(&c->ob, ev->id, &r, peer) != MQIM_OK) {
+		return;   /* its receipt came first (or the store fails: it goes again) */
+	}
 	enum mqim__ob_event oe = !ev->ok ? MQIM_OB_EV_REFUSED
 			       : ev->reason == MQIM_PUBACK_NO_SUBSCRIBERS ? MQIM_OB_EV_ACK_NOSUB
 			       : MQIM_OB_EV_ACK;
 	unsigned act = mqim__ob_step(&c->obcfg, r.kind, r.qos, &r.fsm, oe, mqim__now_ms(), &ns);
 	if (act & MQIM_OB_ACT_INVALID)
 		return;
+	if (ack_later(c, &r, oe, act))
+		return;
+	slot_update(c, &r, act);
 	if (ev->refused) {
 		char hex[MQIM_ID_HEX_LEN + 1];
 		mqim__note_error(c, MQIM_EDENIED, "the broker refused %s %s to %s (reason 0x%02x)",
@@ -379,12 +522,15 @@ int mqim__receipted(mqim_client *c, const uint8_t id[16], const char *from, bool
 	int next = is_read ? MQIM_MSG_READ : MQIM_MSG_DELIVERED;
 	int rc = MQIM_OK;
 
-	if (is_group)
+	rc = mqim__acks_flush(c);   /* SENT before DELIVERED */
+	if (rc == MQIM_OK && is_group)
 		rc = mqim__roster_receipt(&c->roster, id, from, is_read, &next);
 	if (rc != MQIM_OK || next == 0)
 		return rc;   /* a member has still to answer */
-	if (mqim__ob_find(&c->ob, id, &r, peer) == MQIM_OK && r.kind == MQIM_OB_MSG)
+	if (mqim__ob_find(&c->ob, id, &r, peer) == MQIM_OK && r.kind == MQIM_OB_MSG) {
 		rc = mqim__ob_delete(&c->ob, r.seq);
+		slot_update(c, &r, MQIM_OB_ACT_DELETE);
+	}
 	if (rc == MQIM_OK)
 		mqim__msg_update(c, id, next, MQIM_OK);
 	return rc;
@@ -399,7 +545,9 @@ static int do_retry(mqim_client *c, void *arg)
 	char peer[65];
 	int ns = 0;
 
-	int rc = mqim__ob_find(&c->ob, id, &r, peer);
+	int rc = mqim__acks_flush(c);
+	if (rc == MQIM_OK)
+		rc = mqim__ob_find(&c->ob, id, &r, peer);
 	if (rc != MQIM_OK)
 		return rc;
 	if (r.kind != MQIM_OB_MSG)
@@ -411,7 +559,10 @@ static int do_retry(mqim_client *c, void *arg)
 	rc = mqim__work_begin(c);
 	if (rc == MQIM_OK)
 		rc = apply(c, &r, act, ns);
-	return mqim__work_end(c, rc);
+	rc = mqim__work_end(c, rc);
+	if (rc == MQIM_OK)
+		c->obmem.below = true;   /* QUEUED again: the pump reads it back */
+	return rc;
 }
 
 MQIM_EXPORT int mqim_retry(mqim_client *c, const uint8_t id[MQIM_ID_LEN])

@@ -28,8 +28,9 @@ static void test_fsm_happy_path(void **state)
 	struct mqim__ob_fsm s = queued();
 	int ns = -1;
 	(void)state;
+	/* A QUEUED row's publish is not written (outbox.h, Resends). */
 	unsigned a = mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, 1000, &ns);
-	assert_int_equal(a, MQIM_OB_ACT_SAVE);
+	assert_int_equal(a, 0);
 	assert_int_equal(s.attempts, 1);
 	assert_int_equal(s.state, MQIM_MSG_QUEUED);
 	a = mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_ACK, 1100, &ns);
@@ -158,14 +159,29 @@ static void test_fsm_retransmission_unmarked(void **state)
 	int ns;
 	(void)state;
 	for (int i = 0; i < 3; i++)   /* published, the link lost before the PUBACK */
-		assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, i, &ns),
-				 MQIM_OB_ACT_SAVE);
+		assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, i, &ns), 0);
 	assert_int_equal(s.state, MQIM_MSG_QUEUED);
 	assert_int_equal(s.attempts, 3);
 	/* Receipts owed are never SENT, so never marked. */
 	s = queued();
-	assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_RCPT, 1, &s, MQIM_OB_EV_PUBLISH, 0, &ns),
-			 MQIM_OB_ACT_SAVE);
+	assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_RCPT, 1, &s, MQIM_OB_EV_PUBLISH, 0, &ns), 0);
+}
+
+/* A row read back after a restart says attempts 0 whether or not it was
+ * published: its acknowledgement counts one publish. */
+static void test_fsm_ack_of_unrecorded_publish(void **state)
+{
+	struct mqim__ob_fsm s = queued();
+	int ns;
+	(void)state;
+	assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_ACK, 500, &ns),
+			 MQIM_OB_ACT_SAVE | MQIM_OB_ACT_NOTIFY);
+	assert_int_equal(s.state, MQIM_MSG_SENT);
+	assert_int_equal(s.attempts, 1);
+	assert_int_equal(s.next_at, 500 + 15000);
+	/* The resend budget is the same as for a row published here. */
+	struct mqim__ob_fsm p = acked(&cfg);
+	assert_int_equal(p.attempts, s.attempts);
 }
 
 /* PUBACK 0x10: the copy reached nobody.  SENT all the same; the first such
@@ -234,7 +250,7 @@ static void test_fsm_retry_marked(void **state)
 	assert_int_equal(s.state, MQIM_MSG_QUEUED);
 	for (int i = 0; i < 2; i++)   /* a lost PUBACK changes nothing */
 		assert_int_equal(mqim__ob_step(&none, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, 2000, &ns),
-				 MQIM_OB_ACT_SAVE | MQIM_OB_ACT_MARK);
+				 MQIM_OB_ACT_MARK);
 	mqim__ob_step(&none, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_ACK, 2000, &ns);
 	assert_int_equal(s.next_at, 3000);
 
@@ -242,8 +258,7 @@ static void test_fsm_retry_marked(void **state)
 	mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, 0, &ns);
 	mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_REFUSED, 0, &ns);
 	mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_RETRY, 0, &ns);
-	assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, 0, &ns),
-			 MQIM_OB_ACT_SAVE);
+	assert_int_equal(mqim__ob_step(&cfg, MQIM_OB_MSG, 1, &s, MQIM_OB_EV_PUBLISH, 0, &ns), 0);
 }
 
 /* ---- the rows ------------------------------------------------------------------ */
@@ -327,15 +342,23 @@ static void test_rows_order_and_due(void **state)
 	assert_int_equal(mqim__ob_count(&f->ob), 6);
 
 	struct seen_rows s = { 0 };
-	assert_int_equal(mqim__ob_due(&f->ob, 0, 100, due_cb, &s), MQIM_OK);
+	bool all = false;
+	assert_int_equal(mqim__ob_due(&f->ob, 0, INT64_MAX, 100, due_cb, &s, &all), MQIM_OK);
 	assert_int_equal(s.n, 6);
+	assert_true(all);
 	for (int i = 1; i < s.n; i++)
 		assert_true(s.seqs[i] > s.seqs[i - 1]);
 	assert_string_equal(s.payloads[0], "payload 0");
 	/* The limit. */
 	struct seen_rows s2 = { 0 };
-	mqim__ob_due(&f->ob, 0, 2, due_cb, &s2);
+	mqim__ob_due(&f->ob, 0, INT64_MAX, 2, due_cb, &s2, &all);
 	assert_int_equal(s2.n, 2);
+	assert_false(all);
+	/* The bound: QUEUED rows below a seq only. */
+	struct seen_rows sb = { 0 };
+	mqim__ob_due(&f->ob, 0, s.seqs[3], 100, due_cb, &sb, &all);
+	assert_int_equal(sb.n, 3);
+	assert_true(all);
 
 	/* Row 0 acked: SENT, due at 16000 only. */
 	char peer[65];
@@ -350,11 +373,16 @@ static void test_rows_order_and_due(void **state)
 	assert_int_equal(mqim__ob_save(&f->ob, &r), MQIM_OK);
 	assert_int_equal(mqim__ob_next_due(&f->ob), 16000);
 	struct seen_rows s3 = { 0 };
-	mqim__ob_due(&f->ob, 15999, 100, due_cb, &s3);
+	mqim__ob_due(&f->ob, 15999, INT64_MAX, 100, due_cb, &s3, NULL);
 	assert_int_equal(s3.n, 5);
 	struct seen_rows s4 = { 0 };
-	mqim__ob_due(&f->ob, 16000, 100, due_cb, &s4);
+	mqim__ob_due(&f->ob, 16000, INT64_MAX, 100, due_cb, &s4, NULL);
 	assert_int_equal(s4.n, 6);
+	/* SENT rows due are not bound by the seq of the fresh rows. */
+	struct seen_rows s4b = { 0 };
+	mqim__ob_due(&f->ob, 16000, 0, 100, due_cb, &s4b, &all);
+	assert_int_equal(s4b.n, 1);
+	assert_true(all);
 
 	/* Listing shows messages only, receipts owed are not listed. */
 	struct seen_rows s5 = { 0 };
@@ -368,6 +396,52 @@ static void test_rows_order_and_due(void **state)
 	assert_int_equal(mqim__ob_delete(&f->ob, r.seq), MQIM_OK);
 	assert_int_equal(mqim__ob_find(&f->ob, id0, &r, peer), MQIM_ENOTFOUND);
 	assert_int_equal(mqim__ob_next_due(&f->ob), INT64_MAX);
+}
+
+/* The first acknowledgements, written in bulk: QUEUED rows only. */
+static void test_rows_sent_bulk(void **state)
+{
+	struct fixture *f = *state;
+	struct mqim__ob_row r;
+	int64_t seqs[MQIM__DB_BULK];
+	uint8_t ids[3][16];
+	char peer[65];
+	for (int i = 0; i < 3; i++) {
+		make_row(&r, i, MQIM_OB_MSG);
+		assert_int_equal(mqim__ob_add(&f->ob, &r), MQIM_OK);
+		seqs[i] = r.seq;
+		memcpy(ids[i], r.id, 16);
+	}
+	/* Row 2 failed meanwhile: left alone. */
+	assert_int_equal(mqim__ob_find(&f->ob, ids[2], &r, peer), MQIM_OK);
+	r.fsm.state = MQIM_MSG_FAILED;
+	r.fsm.err = MQIM_EDENIED;
+	assert_int_equal(mqim__ob_save(&f->ob, &r), MQIM_OK);
+	seqs[3] = 9999;   /* gone: nothing happens */
+	size_t moved = 0;
+	assert_int_equal(mqim__ob_sent_bulk(&f->ob, seqs, 4, 7000, &moved), MQIM_OK);
+	assert_int_equal(moved, 2);
+	assert_true(mqim__ob_moved(&f->ob, seqs[0], 7000));
+	assert_true(mqim__ob_moved(&f->ob, seqs[1], 7000));
+	assert_false(mqim__ob_moved(&f->ob, seqs[2], 7000));
+	assert_false(mqim__ob_moved(&f->ob, seqs[3], 7000));
+	/* Again: nothing moves. */
+	assert_int_equal(mqim__ob_sent_bulk(&f->ob, seqs, 2, 8000, &moved), MQIM_OK);
+	assert_int_equal(moved, 0);
+	assert_false(mqim__ob_moved(&f->ob, seqs[0], 8000));
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(mqim__ob_find(&f->ob, ids[i], &r, peer), MQIM_OK);
+		assert_int_equal(r.fsm.state, MQIM_MSG_SENT);
+		assert_int_equal(r.fsm.attempts, 1);
+		assert_int_equal(r.fsm.next_at, 7000);
+	}
+	assert_int_equal(mqim__ob_find(&f->ob, ids[2], &r, peer), MQIM_OK);
+	assert_int_equal(r.fsm.state, MQIM_MSG_FAILED);
+	assert_int_equal(mqim__ob_next_due(&f->ob), 7000);
+	/* SENT rows are not QUEUED any more: the pump does not read them back. */
+	struct seen_rows s = { 0 };
+	mqim__ob_due(&f->ob, 0, INT64_MAX, 100, due_cb, &s, NULL);
+	assert_int_equal(s.n, 0);
 }
 
 /* A full disk: the insert fails with MQIM_ENOSPC and nothing is kept. */
@@ -404,9 +478,11 @@ int main(void)
 		cmocka_unit_test(test_fsm_qos0_and_refusal),
 		cmocka_unit_test(test_fsm_receipts),
 		cmocka_unit_test(test_fsm_retransmission_unmarked),
+		cmocka_unit_test(test_fsm_ack_of_unrecorded_publish),
 		cmocka_unit_test(test_fsm_no_subscribers),
 		cmocka_unit_test(test_fsm_retry_marked),
 		cmocka_unit_test_setup_teardown(test_rows_order_and_due, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rows_sent_bulk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_disk, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

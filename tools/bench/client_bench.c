@@ -315,9 +315,10 @@ static void mq_msg_state(mqim_client *c, const uint8_t id[MQIM_ID_LEN], enum mqi
 	}
 }
 
-/* CPU seconds (user + system) of this process's threads named "mqim"
- * (libmqim's library thread); -1 when /proc cannot tell. */
-static double lib_thread_cpu(void)
+/* CPU seconds (user + system; *sys: system alone) of this process's
+ * threads named "mqim" (libmqim's library thread); -1 when /proc cannot
+ * tell. */
+static double lib_thread_cpu(double *sys)
 {
 	DIR *d = opendir("/proc/self/task");
 	double sum = -1;
@@ -340,8 +341,10 @@ static double lib_thread_cpu(void)
 		unsigned long ut, st;
 		char *p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
 		/* After "pid (comm)": fields 3..; utime and stime are 14 and 15. */
-		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2) {
 			sum = (sum < 0 ? 0 : sum) + (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+			*sys += (double)st / (double)sysconf(_SC_CLK_TCK);
+		}
 		fclose(f);
 	}
 	closedir(d);
@@ -454,8 +457,11 @@ static double run_mqim(int port, unsigned n, const char *dir, int durability, en
 		t_stored = r.t_queued;
 	*stored_rate = sent / ((double)(t_stored - t0) / 1e9);
 	bool ok = sent == n && waiter_wait(&r.w, all_done, n) && !r.w.failed;
-	double cpu = lib_thread_cpu();
+	double sys = 0, cpu = lib_thread_cpu(&sys);
 	*cpu_us = cpu < 0 ? -1 : cpu * 1e6 / n;
+	note("client: %s: library thread %.0f us per message, %.0f of it in the kernel",
+	     mode == MQ_MANY ? "send_many" : mode == MQ_NOWAIT ? "send_nowait" : "send",
+	     *cpu_us, sys * 1e6 / n);
 	if (ok)
 		rate = n / ((double)(r.w.t_last - t0) / 1e9);
 	else
