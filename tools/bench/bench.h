@@ -292,6 +292,10 @@ struct storm_cfg {
 	double max_s;                /* hard limit for the storm phase */
 	unsigned waves;              /* 0: as many as fit in storm_s */
 	const char *prefix;          /* user names: prefix + 4-digit index */
+	/* NULL: log in with BENCH_PASSWORD; else with an app-server token per
+	 * client, HS256 with this secret (broker C's plugin_opt_jwt_secret_file);
+	 * read only by storm_new() */
+	const char *jwt_secret;
 };
 
 struct storm_result {
@@ -303,7 +307,8 @@ struct storm_result {
 };
 
 struct storm;
-/* Prepare the K clients (not connected).  NULL when out of memory. */
+/* Prepare the K clients (not connected; with cfg->jwt_secret, mint their
+ * tokens).  NULL when out of memory or a token cannot be made. */
 struct storm *storm_new(const struct storm_cfg *cfg, int port);
 /* Start the storm on its own thread; 0 or -1. */
 int storm_begin(struct storm *s);
@@ -346,6 +351,8 @@ struct bench_env {
 	char dynsec_path[320];       /* provisioned dynsec JSON of broker B */
 	bool keep;                   /* keep the folder (--keep) */
 	const char *c_conf_extra;    /* more lines for broker C's conf, or NULL */
+	char jwt_secret[72];         /* broker C's HS256 secret (provision_jwt), or "" */
+	char jwt_conf[400];          /* the conf line that gives it to broker C */
 };
 
 struct broker {
@@ -394,6 +401,12 @@ struct provision_cfg {
 /* Create env->work with the C store and the B dynsec file for these
  * users; 0 or -1. */
 int provision(struct bench_env *env, const struct provision_cfg *cfg);
+/* Give broker C an HS256 secret for app-server tokens: a random secret
+ * written to env->work/jwt.secret (mode 0600, which the plugin requires),
+ * kept in env->jwt_secret, its plugin_opt_jwt_secret_file line in
+ * env->jwt_conf, and env->c_conf_extra pointed at that line (any earlier
+ * extra lines are replaced).  Call after provision(); 0 or -1. */
+int provision_jwt(struct bench_env *env);
 /* Names used everywhere. */
 void name_pair(char *out, size_t n, unsigned pair, bool receiver);
 void name_group_member(char *out, size_t n, unsigned i); /* 0 = the sender */

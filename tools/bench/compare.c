@@ -4,7 +4,10 @@
  * storm once on each (broker C forgets verified passwords only at a
  * restart, so a first login happens once per user and broker), then R
  * interleaved rounds: A, B, C, A, B, C...; in each, every scenario on one
- * broker before the next broker.  `connections` uses a fresh broker of each
+ * broker before the next broker.  Broker C also runs the storm with
+ * app-server tokens (HS256, signed with a secret it is given at start)
+ * right after its password storm, once per round: A and B have no tokens,
+ * so those rows are C's alone.  `connections` uses a fresh broker of each
  * kind (memory must start from a clean heap) in the first few rounds only;
  * the `dedup` micro-benchmark runs once per round.  Prints the table of
  * medians (min-max) and the ratios C/A and C/B with the figures of issue 4,
@@ -208,9 +211,9 @@ static int run_storm(struct cmp_data *d, const struct cmp_opts *o, const struct 
 	if (flows_run(&c, r) != 0)
 		return -1;
 	count_losses(d, b->kind, r);
-	note("%s storm of %u: base p99 %.0f us, storm p99 %.0f us, %.0f logins/s in %.1f s (%llu waves)",
-	     broker_name(b->kind), sc->k, r->base_p99_us, r->storm_p99_us, sr->logins_per_s,
-	     sr->seconds, (unsigned long long)sr->waves_done);
+	note("%s storm of %u%s: base p99 %.0f us, storm p99 %.0f us, %.0f logins/s in %.1f s (%llu waves)",
+	     broker_name(b->kind), sc->k, sc->jwt_secret ? " token logins" : "", r->base_p99_us,
+	     r->storm_p99_us, sr->logins_per_s, sr->seconds, (unsigned long long)sr->waves_done);
 	return 0;
 }
 
@@ -231,6 +234,31 @@ static int run_latency_storm(struct cmp_data *d, const struct cmp_opts *o, const
 	if (!sr.complete)
 		d->incomplete[b->kind]++;
 	return 0;
+}
+
+/* The same storm with token logins, broker C only.  A token is verified
+ * at every login, so there is no first-login run for it. */
+static int run_token_storm(struct cmp_data *d, const struct cmp_opts *o, const struct broker *b,
+			   const struct bench_env *env)
+{
+	struct storm_cfg sc = { .k = o->storm_k, .base_s = o->base_s, .storm_s = o->storm_s,
+				.max_s = o->storm_s + 60, .jwt_secret = env->jwt_secret };
+	struct flow_result r;
+	struct storm_result sr = { 0 };
+	if (run_storm(d, o, b, &sc, &r, &sr) != 0)
+		return -1;
+	rec(d, b->kind, M_TSTORM_P99, r.storm_p99_us);
+	rec(d, b->kind, M_TSTORM_BASE, r.base_p99_us);
+	rec(d, b->kind, M_TSTORM_RATIO, r.base_p99_us > 0 ? r.storm_p99_us / r.base_p99_us : 0);
+	rec(d, b->kind, M_TSTORM_LOGINS, sr.logins_per_s);
+	if (!sr.complete)
+		d->incomplete[b->kind]++;
+	return 0;
+}
+
+static bool want_tokens(const struct cmp_opts *o)
+{
+	return want(o, "storm") || want(o, "tokens");
 }
 
 static int run_first_logins(struct cmp_data *d, const struct cmp_opts *o, const struct broker *b)
@@ -287,6 +315,8 @@ static int run_round(struct cmp_data *d, const struct cmp_opts *o, const struct 
 		rc = run_group(d, o, b);
 	if (rc == 0 && (want(o, "storm") || want(o, "latency")))
 		rc = run_latency_storm(d, o, b);
+	if (rc == 0 && b->kind == BROKER_C && want_tokens(o))
+		rc = run_token_storm(d, o, b, env);
 	if (rc == 0 && round < o->conn_rounds && want(o, "connections"))
 		rc = run_conns(d, o, env, b->kind);
 	return rc;
@@ -350,7 +380,7 @@ int cmd_compare(int argc, char **argv)
 	raise_nofile((long)(o.conn_hi > o.storm_k ? o.conn_hi : o.storm_k) + 1024);
 	struct provision_cfg pc = { o.pairs, o.group_size, o.storm_k, o.conn_hi, false };
 	struct cmp_data *d = calloc(1, sizeof(*d));
-	if (!d || provision(&env, &pc) != 0) {
+	if (!d || provision(&env, &pc) != 0 || (want_tokens(&o) && provision_jwt(&env) != 0)) {
 		free(d);
 		return EXIT_FAIL;
 	}

@@ -27,6 +27,7 @@ enum metric {
 	M_Q0_P99, M_Q1_P99, M_Q2_P99, M_GROUP_P99,  /* latency under load, us */
 	M_LAT_P50, M_LAT_P99, M_LAT_P999,           /* latency at rest, us */
 	M_STORM_P99, M_STORM_RATIO, M_STORM_LOGINS, /* reconnect storm */
+	M_TSTORM_P99, M_TSTORM_BASE, M_TSTORM_RATIO, M_TSTORM_LOGINS, /* token storm, C only */
 	M_CONN_LO, M_CONN_HI, M_CONN_SLOPE,         /* broker bytes per session */
 	M_Q1_USER, M_Q1_SYS, M_GROUP_USER, M_GROUP_SYS, /* broker CPU ns per delivery */
 	M_Q1_GEN, M_GROUP_GEN,                      /* generator CPU / broker CPU */

@@ -43,6 +43,11 @@ static const struct row {
 	{ "storm (reconnects): chat p99", "µs", M_STORM_P99, CK_NONE, 0, 0, "" },
 	{ "storm (reconnects): p99 / p99 at rest", "×", M_STORM_RATIO, CK_C_MAX, 2.0, 0, "C ≤ 2" },
 	{ "storm (reconnects): logins", "logins/s", M_STORM_LOGINS, CK_NONE, 0, 0, "" },
+	{ "storm (token logins, C only): chat p99", "µs", M_TSTORM_P99, CK_NONE, 0, 0, "" },
+	{ "storm (token logins, C only): chat p99 at rest", "µs", M_TSTORM_BASE, CK_NONE, 0, 0, "" },
+	{ "storm (token logins, C only): p99 / p99 at rest", "×", M_TSTORM_RATIO, CK_C_MAX, 2.0, 0,
+	  "C ≤ 2" },
+	{ "storm (token logins, C only): logins", "logins/s", M_TSTORM_LOGINS, CK_NONE, 0, 0, "" },
 	{ "connections: VmRSS growth / sessions, idle → low", "bytes/session", M_CONN_LO, CK_NONE, 0, 0, "" },
 	{ "connections: VmRSS growth / sessions, idle → high", "bytes/session", M_CONN_HI, CK_NONE, 0, 0, "" },
 	{ "connections: marginal, low → high", "bytes/session", M_CONN_SLOPE, CK_C_MINUS_A, 512, 0,
@@ -241,6 +246,8 @@ static void header(FILE *f, const struct cmp_data *d, const struct cmp_opts *o, 
 		   "conversations × %u messages, window %u; group: 1 sender → %u members × %u messages, "
 		   "QoS 1, window %u; latency at rest: %.0f msg/s in all, QoS 1, %.0f s; storm: %u "
 		   "clients logging in at once, in waves for %.0f s, while the latency flow runs; "
+		   "storm (token logins): the same on C alone, right after its password storm, each "
+		   "client logging in with an HS256 app-server token (A and B have no tokens); "
 		   "connections: %u and %u idle persistent sessions on a fresh broker (%u rounds).\n\n",
 		o->rounds, o->pairs, o->n, o->window, o->group_size, o->group_n, o->window, o->rate,
 		o->base_s, o->storm_k, o->storm_s, o->conn_lo, o->conn_hi, o->conn_rounds);

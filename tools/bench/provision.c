@@ -23,6 +23,11 @@
  * and write im/g/bench.  Dynsec 2.0 has no %u in publishClientReceive, hence
  * one role per user: the equivalent of the mqim topic table.
  *
+ * Tokens (provision_jwt): broker C can also be given an HS256 secret for
+ * app-server tokens; the storm then logs its users in with tokens signed
+ * with it.  Passwords keep working beside it (the plugin tells a token from
+ * a password by its shape).
+ *
  * Thread rules: none (called before any run).
  */
 #include <errno.h>
@@ -255,6 +260,24 @@ static int make_dynsec(const char *path, const struct provision_cfg *cfg)
 	if (rc != 0)
 		fail("cannot write %s: %s", path, strerror(errno));
 	return rc;
+}
+
+int provision_jwt(struct bench_env *env)
+{
+	unsigned char raw[32];
+	char path[300];
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return -1;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(env->jwt_secret + 2 * i, 3, "%02x", raw[i]);
+	snprintf(path, sizeof(path), "%s/jwt.secret", env->work);
+	if (write_file_atomic(path, env->jwt_secret, strlen(env->jwt_secret), 0600) != 0) {
+		fail("cannot write %s: %s", path, strerror(errno));
+		return -1;
+	}
+	snprintf(env->jwt_conf, sizeof(env->jwt_conf), "plugin_opt_jwt_secret_file %s\n", path);
+	env->c_conf_extra = env->jwt_conf;
+	return 0;
 }
 
 int provision(struct bench_env *env, const struct provision_cfg *cfg)

@@ -4,7 +4,8 @@
  * By default the scenario starts its own broker (--broker A, B or C, with
  * users provisioned in a temporary folder); with --port it runs against a
  * broker already listening on 127.0.0.1 whose users follow provision.c's
- * names and password.  Results are printed as one line of key=value pairs
+ * names and password (and, for `storm --tokens`, its HS256 secret from
+ * --jwt-secret-file).  Results are printed as one line of key=value pairs
  * after a readable summary, so scripts can pick them up.
  *
  * Thread rules: single-threaded.
@@ -27,6 +28,9 @@ struct sc_opts {
 	size_t nconn_steps;
 	unsigned dedup_ids;
 	bool callgrind;
+	bool tokens;                 /* storm: log in with app-server tokens */
+	const char *secret_file;     /* with --port: the broker's HS256 secret */
+	char *secret;                /* read from secret_file (free()) */
 };
 
 static const struct option long_opts[] = {
@@ -39,6 +43,8 @@ static const struct option long_opts[] = {
 	{ "storm-s", required_argument, NULL, 'T' }, { "first", no_argument, NULL, 'F' },
 	{ "conns", required_argument, NULL, 'C' },  { "ids", required_argument, NULL, 'i' },
 	{ "client-suffix", required_argument, NULL, 'X' },
+	{ "tokens", no_argument, NULL, 't' },
+	{ "jwt-secret-file", required_argument, NULL, 'J' },
 	{ "callgrind", no_argument, NULL, 'G' },
 	{ "verbose", no_argument, NULL, 'v' },      { NULL, 0, NULL, 0 },
 };
@@ -105,6 +111,8 @@ static bool apply(struct sc_opts *o, int c, const char *arg)
 	case 'i': if (!parse_num(arg, 1, 1e8, &v)) return false; o->dedup_ids = (unsigned)v; return true;
 	case 'X': o->flow.client_suffix = arg; return true;
 	case 'G': o->callgrind = true; return true;
+	case 't': o->tokens = true; return true;
+	case 'J': o->secret_file = arg; return true;
 	case 'v': set_verbose(true); return true;
 	default: return false;
 	}
@@ -125,11 +133,13 @@ static void print_flow(const struct sc_opts *o, const struct flow_result *r)
 	       (unsigned long long)r->lost, (unsigned long long)r->dup, r->complete);
 }
 
-static void print_storm(const struct flow_result *r, const struct storm_result *s)
+static void print_storm(const struct sc_opts *o, const struct flow_result *r,
+			const struct storm_result *s)
 {
-	printf("storm: %llu logins in %.2f s (%.0f/s, %llu waves%s), %llu closed before CONNACK, "
+	const char *login = o->storm.jwt_secret ? "token" : "password";
+	printf("storm: %llu %s logins in %.2f s (%.0f/s, %llu waves%s), %llu closed before CONNACK, "
 	       "%llu refused; login p50 %.0f ms, p99 %.0f ms\n",
-	       (unsigned long long)s->logins, s->seconds, s->logins_per_s,
+	       (unsigned long long)s->logins, login, s->seconds, s->logins_per_s,
 	       (unsigned long long)s->waves_done, s->complete ? "" : ", incomplete",
 	       (unsigned long long)s->closed_early, (unsigned long long)s->refused,
 	       s->login_p50_ms, s->login_p99_ms);
@@ -137,8 +147,8 @@ static void print_storm(const struct flow_result *r, const struct storm_result *
 	       "%.0f/%.0f/%.0f us (%llu msgs)\n", r->base_p50_us, r->base_p99_us, r->base_p999_us,
 	       (unsigned long long)r->base_n, r->storm_p50_us, r->storm_p99_us, r->storm_p999_us,
 	       (unsigned long long)r->storm_n);
-	printf("result scenario=storm logins_per_s=%.1f base_p99_us=%.1f storm_p99_us=%.1f ratio=%.2f\n",
-	       s->logins_per_s, r->base_p99_us, r->storm_p99_us,
+	printf("result scenario=storm login=%s logins_per_s=%.1f base_p99_us=%.1f storm_p99_us=%.1f ratio=%.2f\n",
+	       login, s->logins_per_s, r->base_p99_us, r->storm_p99_us,
 	       r->base_p99_us > 0 ? r->storm_p99_us / r->base_p99_us : 0);
 }
 
@@ -162,7 +172,7 @@ static int run_flows(struct sc_opts *o)
 		return EXIT_FAIL;
 	print_flow(o, &r);
 	if (o->flow.storm)
-		print_storm(&r, &sr);
+		print_storm(o, &r, &sr);
 	return r.complete ? EXIT_OK : EXIT_FAIL;
 }
 
@@ -195,15 +205,38 @@ static int run_dedup_sc(const struct sc_opts *o)
 	return EXIT_OK;
 }
 
-/* Start our own broker with users provisioned for this scenario. */
+/* --port with --tokens: the secret the broker was given, as the plugin
+ * reads it (trailing newlines are not key).  0 or -1. */
+static int read_secret(struct sc_opts *o)
+{
+	size_t len = 0;
+	if (!o->secret_file) {
+		fail("storm --tokens --port: the broker's secret is needed (--jwt-secret-file)");
+		return -1;
+	}
+	if (!(o->secret = slurp(o->secret_file, &len))) {
+		fail("cannot read %s", o->secret_file);
+		return -1;
+	}
+	while (len && (o->secret[len - 1] == '\n' || o->secret[len - 1] == '\r'))
+		o->secret[--len] = '\0';
+	o->storm.jwt_secret = o->secret;
+	return len ? 0 : -1;
+}
+
+/* Start our own broker with users provisioned for this scenario (and,
+ * for a token storm, broker C's HS256 secret). */
 static int own_broker(struct sc_opts *o, struct bench_env *env, struct broker *b)
 {
 	bool conns = !strcmp(o->name, "connections");
 	struct provision_cfg pc = { o->flow.pairs, o->flow.group_size,
 				    !strcmp(o->name, "storm") ? o->storm.k : 0,
 				    conns ? o->conn_steps[o->nconn_steps - 1] : 0, o->callgrind };
-	if (bench_env_init(env, o->build) != 0 || provision(env, &pc) != 0)
+	if (bench_env_init(env, o->build) != 0 || provision(env, &pc) != 0 ||
+	    (o->tokens && provision_jwt(env) != 0))
 		return -1;
+	if (o->tokens)
+		o->storm.jwt_secret = env->jwt_secret;
 	raise_nofile((long)(pc.conns > pc.storm_k ? pc.conns : pc.storm_k) + 1024);
 	if (broker_start(b, o->kind, env, o->callgrind) != 0)
 		return -1;
@@ -230,11 +263,16 @@ int cmd_scenario(const char *name, int argc, char **argv)
 		fail("%s: unexpected argument %s", name, argv[optind]);
 		return EXIT_USAGE;
 	}
+	if (o.tokens && (strcmp(name, "storm") || o.kind != BROKER_C)) {
+		fail("%s: --tokens is for the storm on broker C (A and B have no tokens)", name);
+		return EXIT_USAGE;
+	}
 	if (!strcmp(name, "dedup"))
 		return run_dedup_sc(&o);
 	memset(&env, 0, sizeof(env));
 	memset(&b, 0, sizeof(b));
-	if (!o.port && own_broker(&o, &env, &b) != 0) {
+	if ((o.port && o.tokens && read_secret(&o) != 0) ||
+	    (!o.port && own_broker(&o, &env, &b) != 0)) {
 		rc = EXIT_FAIL;
 		goto out;
 	}
@@ -246,5 +284,6 @@ out:
 		printf("callgrind output (kept): %s\n", b.cg_out);
 	else if (env.work[0])
 		rm_tree(env.work);
+	free(o.secret);
 	return rc;
 }

@@ -1,7 +1,13 @@
-/* storm.c - K clients logging in with passwords at once, in waves.
+/* storm.c - K clients logging in at once, in waves, with passwords or
+ * with app-server tokens.
  *
  * A wave starts K TCP connects in the same instant, each followed by a
- * CONNECT with a username and password.  A client whose connection is
+ * CONNECT with a username and a password: BENCH_PASSWORD, or with
+ * cfg->jwt_secret an app-server token (plugin/jwt.c) minted for that user
+ * at storm_new(), HS256 with that secret, as an app's server would hand
+ * one to a device.  A token is verified at every login (the plugin keeps
+ * no memory of verified tokens), so every wave of a token storm costs the
+ * broker what the first one did.  A client whose connection is
  * closed before its CONNACK (a broker saying "busy") retries after a random
  * 200-1000 ms, as a real client's backoff would; a refused login (CONNACK
  * >= 0x80) is counted and not retried.  When every client of the wave is
@@ -27,13 +33,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <jwt.h>
 
 #include "bench.h"
 
 #define BACKOFF_MIN_MS  200
 #define BACKOFF_SPAN_MS 800
 #define STORM_NICE      10
+#define TOKEN_TTL_S     86400
 
 struct storm {
 	struct storm_cfg cfg;
@@ -44,6 +54,7 @@ struct storm {
 	bool thread_started;
 	atomic_bool stop, done;
 	struct mclient *cl;
+	char **tokens;               /* per client, with cfg.jwt_secret; else NULL */
 	struct theap retry;
 	uint64_t rng;
 	uint64_t t0, t_end, wave_t0;
@@ -98,6 +109,54 @@ static const struct mclient_ops storm_ops = {
 	.on_up = st_up, .on_refused = st_refused, .on_down = st_down,
 };
 
+/* An app-server token for user: HS256 with secret; sub = user, aud =
+ * "mqim" (the plugin's default audience), iat = now, exp a day later (the
+ * plugin ends a session at its token's exp; a storm is far shorter).
+ * Returns a malloc'd string (free()), or NULL. */
+static char *mint_token(const char *user, const char *secret, time_t now)
+{
+	jwt_t *j = NULL;
+	char *t = NULL;
+	if (jwt_new(&j) == 0 && jwt_add_grant(j, "sub", user) == 0 &&
+	    jwt_add_grant(j, "aud", "mqim") == 0 && jwt_add_grant_int(j, "iat", (long)now) == 0 &&
+	    jwt_add_grant_int(j, "exp", (long)now + TOKEN_TTL_S) == 0 &&
+	    jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) == 0)
+		t = jwt_encode_str(j);
+	jwt_free(j);
+	return t;
+}
+
+static void free_tokens(struct storm *s)
+{
+	if (!s->tokens)
+		return;
+	for (uint32_t i = 0; i < s->cfg.k; i++)
+		free(s->tokens[i]);
+	free(s->tokens);
+	s->tokens = NULL;
+}
+
+/* With cfg.jwt_secret, one token per client; 0 or -1 (none kept). */
+static int make_tokens(struct storm *s)
+{
+	time_t now = time(NULL);
+	if (!s->cfg.jwt_secret)
+		return 0;
+	s->tokens = calloc(s->cfg.k, sizeof(*s->tokens));
+	if (!s->tokens)
+		return -1;
+	for (uint32_t i = 0; i < s->cfg.k; i++) {
+		char name[72];
+		name_storm(name, sizeof(name), i);
+		if (!(s->tokens[i] = mint_token(name, s->cfg.jwt_secret, now))) {
+			fail("storm: cannot make a token for %s", name);
+			free_tokens(s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 struct storm *storm_new(const struct storm_cfg *cfg, int port)
 {
 	struct storm *s = calloc(1, sizeof(*s));
@@ -110,7 +169,8 @@ struct storm *storm_new(const struct storm_cfg *cfg, int port)
 	atomic_init(&s->stop, false);
 	atomic_init(&s->done, false);
 	s->cl = calloc(cfg->k, sizeof(*s->cl));
-	if (!s->cl || bloop_init(s->loop) != 0) {
+	if (!s->cl || make_tokens(s) != 0 || bloop_init(s->loop) != 0) {
+		free_tokens(s);
 		free(s->cl);
 		free(s);
 		return NULL;
@@ -118,7 +178,8 @@ struct storm *storm_new(const struct storm_cfg *cfg, int port)
 	for (uint32_t i = 0; i < cfg->k; i++) {
 		char name[72];
 		name_storm(name, sizeof(name), i);
-		mclient_init(&s->cl[i], &storm_ops, s, i, name, name, BENCH_PASSWORD);
+		mclient_init(&s->cl[i], &storm_ops, s, i, name, name,
+			     s->tokens ? s->tokens[i] : BENCH_PASSWORD);
 	}
 	return s;
 }
@@ -234,6 +295,7 @@ void storm_free(struct storm *s)
 	for (uint32_t i = 0; i < s->cfg.k; i++)
 		mclient_free(&s->cl[i]);
 	free(s->cl);
+	free_tokens(s);
 	theap_free(&s->retry);
 	samples_free(&s->login_ns);
 	bloop_free(s->loop);
