@@ -487,7 +487,7 @@ static int check_map(const msgpack_object_map *m, msgpack_zone *zone, struct mqi
 #define PASS_PAIRS 32
 
 /* The big-endian number of n (1, 2, 4 or 8) bytes at p. */
-static uint64_t be_at(const uint8_t *p, unsigned n)
+static inline __attribute__((always_inline)) uint64_t be_at(const uint8_t *p, unsigned n)
 {
 	uint16_t v16;
 	uint32_t v32;
@@ -644,7 +644,7 @@ static void rule_at(const uint8_t *q, bool is_key, struct mqim_env *env, struct 
  * store it, and its size returned.  0 for anything else, refusals
  * included, which then take the general path. */
 static inline __attribute__((always_inline)) size_t
-fast_value(enum env_key k, const uint8_t *p, size_t avail, struct mqim_env *env)
+fast_value(enum env_key k, const uint8_t *p, size_t avail, struct mqim_env *env, bool names)
 {
 	uint8_t b = p[0];
 	size_t w = 0, n;
@@ -672,7 +672,7 @@ fast_value(enum env_key k, const uint8_t *p, size_t avail, struct mqim_env *env)
 		struct mqim_str str = { (const char *)p + 1, n };
 		if (k == K_T && n == 0)
 			return 0;
-		if ((k == K_FR || k == K_TO) && !mqim_name_valid_n(str.ptr, n))
+		if (names && (k == K_FR || k == K_TO) && !mqim_name_valid_n(str.ptr, n))
 			return 0;
 		*(k == K_T ? &env->t : k == K_FR ? &env->fr : k == K_TO ? &env->to : &env->ct) = str;
 		return 1 + n;
@@ -732,15 +732,22 @@ fast_value(enum env_key k, const uint8_t *p, size_t avail, struct mqim_env *env)
  * one fast_value() takes.  Inlined with constant k, word and n. */
 static inline __attribute__((always_inline)) int
 canon_entry(const uint8_t *p, size_t len, size_t *off, enum env_key k, uint64_t word,
-	    unsigned n, struct mqim_env *env)
+	    unsigned n, struct mqim_env *env, bool names)
 {
 	uint64_t got = 0;
-	if (len - *off <= n) /* the key and at least one byte of value */
+	size_t avail = len - *off;
+	if (avail <= n) /* the key and at least one byte of value */
 		return 0;
-	memcpy(&got, p + *off, n);
-	if (le64toh(got) != word)
+	if (avail >= 8) { /* one load; n < 8 */
+		memcpy(&got, p + *off, 8);
+		got = le64toh(got) & ((UINT64_C(1) << (8 * n)) - 1);
+	} else {
+		memcpy(&got, p + *off, n);
+		got = le64toh(got);
+	}
+	if (got != word)
 		return 0;
-	size_t v = fast_value(k, p + *off + n, len - *off - n, env);
+	size_t v = fast_value(k, p + *off + n, avail - n, env, names);
 	if (!v)
 		return -1;
 	*off += n + v;
@@ -748,49 +755,49 @@ canon_entry(const uint8_t *p, size_t len, size_t *off, enum env_key k, uint64_t 
 }
 
 /* The envelopes libmqim and mqim_env_encode() send: a fixmap of the six
- * required keys, then some of bts, ct, body and ref, in that order, every
+ * required keys, then some of ct, body, ref and bts, in that order, every
  * key a fixstr and every value of a form fast_value() takes.  Such bytes
  * can break no rule that decode_pass() checks (every value is whole and
  * valid, the keys are distinct), so reading them is all there is to do, in
  * straight-line code.  Returns MQIM_OK with *env and *lay filled, or 1 for
  * anything else, *env then unspecified. */
 static int decode_canonical(const uint8_t *p, size_t len, struct mqim_env *env,
-			    struct layout *lay)
+			    struct layout *lay, bool names)
 {
 	size_t off = 1;
 	unsigned left = p[0] & 0x0f;
 	int m;
 
 	if (p[0] < 0x86 || p[0] > 0x8a ||
-	    canon_entry(p, len, &off, K_V, KEY2(0xa1, 'v'), 2, env) != 1 ||
-	    canon_entry(p, len, &off, K_ID, KEY3(0xa2, 'i', 'd'), 3, env) != 1 ||
-	    canon_entry(p, len, &off, K_T, KEY2(0xa1, 't'), 2, env) != 1 ||
-	    canon_entry(p, len, &off, K_FR, KEY3(0xa2, 'f', 'r'), 3, env) != 1 ||
-	    canon_entry(p, len, &off, K_TO, KEY3(0xa2, 't', 'o'), 3, env) != 1 ||
-	    canon_entry(p, len, &off, K_TS, KEY3(0xa2, 't', 's'), 3, env) != 1)
+	    canon_entry(p, len, &off, K_V, KEY2(0xa1, 'v'), 2, env, names) != 1 ||
+	    canon_entry(p, len, &off, K_ID, KEY3(0xa2, 'i', 'd'), 3, env, names) != 1 ||
+	    canon_entry(p, len, &off, K_T, KEY2(0xa1, 't'), 2, env, names) != 1 ||
+	    canon_entry(p, len, &off, K_FR, KEY3(0xa2, 'f', 'r'), 3, env, names) != 1 ||
+	    canon_entry(p, len, &off, K_TO, KEY3(0xa2, 't', 'o'), 3, env, names) != 1 ||
+	    canon_entry(p, len, &off, K_TS, KEY3(0xa2, 't', 's'), 3, env, names) != 1)
 		return 1;
 	left -= 6;
 	lay->hdr = 1, lay->pairs = p[0] & 0x0f, lay->nbts = 0;
+	if (left && (m = canon_entry(p, len, &off, K_CT, KEY3(0xa2, 'c', 't'), 3, env, names))) {
+		if (m < 0)
+			return 1;
+		left--;
+	}
+	if (left && (m = canon_entry(p, len, &off, K_BODY, KEY5(0xa4, 'b', 'o', 'd', 'y'), 5, env, names))) {
+		if (m < 0)
+			return 1;
+		left--;
+	}
+	if (left && (m = canon_entry(p, len, &off, K_REF, KEY4(0xa3, 'r', 'e', 'f'), 4, env, names))) {
+		if (m < 0)
+			return 1;
+		left--;
+	}
 	lay->cut[0][0] = off;
-	if (left && (m = canon_entry(p, len, &off, K_BTS, KEY4(0xa3, 'b', 't', 's'), 4, env))) {
+	if (left && (m = canon_entry(p, len, &off, K_BTS, KEY4(0xa3, 'b', 't', 's'), 4, env, names))) {
 		if (m < 0)
 			return 1;
 		lay->cut[0][1] = off, lay->nbts = 1, left--;
-	}
-	if (left && (m = canon_entry(p, len, &off, K_CT, KEY3(0xa2, 'c', 't'), 3, env))) {
-		if (m < 0)
-			return 1;
-		left--;
-	}
-	if (left && (m = canon_entry(p, len, &off, K_BODY, KEY5(0xa4, 'b', 'o', 'd', 'y'), 5, env))) {
-		if (m < 0)
-			return 1;
-		left--;
-	}
-	if (left && (m = canon_entry(p, len, &off, K_REF, KEY4(0xa3, 'r', 'e', 'f'), 4, env))) {
-		if (m < 0)
-			return 1;
-		left--;
 	}
 	if (left || off != len || (!env->has_ref && is_receipt(env->t)))
 		return 1;
@@ -865,7 +872,7 @@ static int decode_pass(const uint8_t *p, size_t len, struct mqim_env *env, struc
 		/* its value: owed is odd, so p[off] is readable */
 		start = off;
 		size_t n = r.e.code == MQIM_OK && r.k != K_UNKNOWN
-			   ? fast_value(r.k, p + off, len - off, env) : 0;
+			   ? fast_value(r.k, p + off, len - off, env, true) : 0;
 		if (n) {
 			off += n;
 			if (--owed > len - off)
@@ -952,6 +959,12 @@ static void crosscheck(const void *buf, size_t len, const struct mqim_env *fast,
 int mqim_env_decode(const void *buf, size_t len, size_t max_len,
 		    struct mqim_env *env, struct mqim_env_error *err)
 {
+	return mqim_env_decode_ex(buf, len, max_len, 0, env, err);
+}
+
+int mqim_env_decode_ex(const void *buf, size_t len, size_t max_len, unsigned flags,
+		       struct mqim_env *env, struct mqim_env_error *err)
+{
 	struct mqim_env_error e = { MQIM_OK, NULL, NULL };
 	struct layout lay;
 
@@ -964,7 +977,7 @@ int mqim_env_decode(const void *buf, size_t len, size_t max_len,
 		refuse(&e, MQIM_ETOOBIG, NULL, "the envelope is larger than the configured limit");
 		goto out;
 	}
-	int rc = len ? decode_canonical(buf, len, env, &lay) : 1;
+	int rc = len ? decode_canonical(buf, len, env, &lay, !(flags & MQIM_ENV_NAMES_CHECKED)) : 1;
 	if (rc == 1) {
 		memset(env, 0, sizeof(*env));
 		rc = decode_pass(buf, len, env, &lay, &e);
@@ -974,7 +987,7 @@ int mqim_env_decode(const void *buf, size_t len, size_t max_len,
 	if (e.code == MQIM_OK)
 		keep_layout(&lay, env);
 #ifdef MQIM_ENV_CROSSCHECK
-	if (rc != 1)
+	if (rc != 1 && !(flags & MQIM_ENV_NAMES_CHECKED))
 		crosscheck(buf, len, env, &e);
 #endif
 out:
@@ -1116,8 +1129,6 @@ static int pack_env(const struct mqim_env *env, struct fixbuf *fb)
 	rc |= pack_str_kv(&pk, "fr", 2, env->fr);
 	rc |= pack_str_kv(&pk, "to", 2, env->to);
 	rc |= PACK_KEY(&pk, "ts") | msgpack_pack_uint64(&pk, env->ts);
-	if (env->has_bts)
-		rc |= PACK_KEY(&pk, "bts") | msgpack_pack_uint64(&pk, env->bts);
 	if (env->ct.ptr)
 		rc |= pack_str_kv(&pk, "ct", 2, env->ct);
 	if (env->has_body) {
@@ -1129,6 +1140,13 @@ static int pack_env(const struct mqim_env *env, struct fixbuf *fb)
 	}
 	if (env->has_ref)
 		rc |= PACK_KEY(&pk, "ref") | msgpack_pack_bin_with_body(&pk, env->ref, MQIM_ENV_ID_LEN);
+	if (env->has_bts) {
+		/* always 9 bytes: the form the broker stamps, so it can stamp in place */
+		uint8_t u64[9] = { 0xcf };
+		uint64_t be = htobe64(env->bts);
+		memcpy(u64 + 1, &be, sizeof(be));
+		rc |= PACK_KEY(&pk, "bts") | fixbuf_write(fb, (const char *)u64, sizeof(u64));
+	}
 	return rc;
 }
 
@@ -1159,6 +1177,17 @@ int mqim_env_encode(const struct mqim_env *env, void **out, size_t *out_len)
 out:
 	free(buf);
 	return rc;
+}
+
+bool mqim_env_stamp_in_place(const struct mqim_env *env, void *buf, size_t len, uint64_t bts)
+{
+	uint8_t *p = buf;
+	if (!env || !buf || env->at.hdr != 1 || !env->at.has_bts_entry || env->at.bts_to != len ||
+	    env->at.bts_to - env->at.bts_from != 13 || memcmp(p + env->at.bts_from, "\xa3" "bts" "\xcf", 5))
+		return false;
+	uint64_t be = htobe64(bts);
+	memcpy(p + env->at.bts_from + 5, &be, sizeof(be));
+	return true;
 }
 
 /* ---- small helpers ----------------------------------------------------- */

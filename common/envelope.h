@@ -92,8 +92,22 @@ struct mqim_env_error {
 int mqim_env_decode(const void *buf, size_t len, size_t max_len,
 		    struct mqim_env *env, struct mqim_env_error *err);
 
-/* Encode env as a MessagePack map: v, id, t, fr, to, ts, then bts, ct, body
- * and ref when set (ct is set when ct.ptr is not NULL).  On success *out is
+/* mqim_env_decode() with flags, 0 or:
+ *   MQIM_ENV_NAMES_CHECKED  the caller compares fr and to with names it
+ *       knows are valid (the broker: the login and the topic's name), so
+ *       the decoder may skip the name rules for them (it skips them on the
+ *       envelopes libmqim sends, and checks them on any other form).  An
+ *       fr or to that breaks the rules then fails the caller's comparison
+ *       instead of giving MQIM_EBADNAME. */
+#define MQIM_ENV_NAMES_CHECKED 1u
+int mqim_env_decode_ex(const void *buf, size_t len, size_t max_len, unsigned flags,
+		       struct mqim_env *env, struct mqim_env_error *err);
+
+/* Encode env as a MessagePack map: v, id, t, fr, to, ts, then ct, body, ref
+ * and bts when set (ct is set when ct.ptr is not NULL).  bts goes last and
+ * always as a uint 64 (13 bytes with its key), the form the broker stamps:
+ * a sender that sets has_bts (any value; libmqim sends 0) lets the broker
+ * stamp in place instead of copying the envelope (docs/protocol.md).  On success *out is
  * a malloc'd buffer the caller must free() and *out_len its size; on error
  * nothing is allocated.  This packs what it is given and does not apply the
  * contract's rules (v, names, ref for receipts): mqim_env_decode() is the
@@ -119,6 +133,14 @@ int mqim_env_stamp(const void *buf, size_t len, uint64_t bts,
  * what was decoded; the output is the same as mqim_env_stamp()'s. */
 int mqim_env_stamp_decoded(const struct mqim_env *env, const void *buf, size_t len,
 			   uint64_t bts, void *out, size_t cap, size_t *out_len);
+
+/* mqim_env_stamp() without a copy, for the buffer mqim_env_decode() just
+ * accepted into *env, when its stamped form has the same length: a fixmap
+ * whose last entry is "bts" as a uint 64 (what mqim_env_encode() writes for
+ * has_bts).  Then the value is overwritten, buf holds exactly the bytes
+ * mqim_env_stamp() would give, and true is returned; otherwise buf is
+ * untouched and false returned (stamp into a copy instead). */
+bool mqim_env_stamp_in_place(const struct mqim_env *env, void *buf, size_t len, uint64_t bts);
 
 /* True when s (a decoded str) equals the NUL-terminated c.  An absent str
  * (ptr NULL) equals nothing, not even "". */

@@ -6,9 +6,14 @@
  * the in-memory tables: one classification of the topic, the client's user
  * and at most one membership lookup.  The user comes from the client's
  * session (sessions.c: one probe by pointer, then its cache), as does the
- * group it last used, so a delivery to a group member usually costs two
- * comparisons and no hash of a name; a client without a session (a will,
- * sent after its disconnect) is looked up by name.
+ * group it last used and the inbox it last wrote to, so a publish to
+ * either and a delivery to a group member usually cost a string compare
+ * and no hash of a name; a client without a session (a will, sent after
+ * its disconnect) is looked up by name.  A delivery on an inbox is not
+ * matched against the subscriber's name again: the subscribe check admits
+ * no subscription that matches another user's inbox (im/ topics are
+ * subscribed to literally, without wildcards), so only the duplicate and
+ * account-age checks remain.
  *
  * Return contract (Mosquitto 2.0):
  *   MOSQ_ERR_SUCCESS     allowed
@@ -28,9 +33,39 @@
 #include "plugin.h"
 #include "topics.h"
 
+/* memcmp(a, b, n) == 0 for the short strings compared here (names of at
+ * most 64 bytes), inline: words, the last one overlapping.  Both a and b
+ * must hold n readable bytes. */
+static inline bool bytes_eq(const void *a, const void *b, size_t n)
+{
+	const char *x = a, *y = b;
+	uint64_t p, q;
+	uint32_t p4, q4;
+	if (n < 4) {
+		for (size_t i = 0; i < n; i++)
+			if (x[i] != y[i])
+				return false;
+		return true;
+	}
+	if (n < 8) {
+		memcpy(&p4, x, 4), memcpy(&q4, y, 4);
+		if (p4 != q4)
+			return false;
+		memcpy(&p4, x + n - 4, 4), memcpy(&q4, y + n - 4, 4);
+		return p4 == q4;
+	}
+	for (size_t i = 0; i + 8 < n; i += 8) {
+		memcpy(&p, x + i, 8), memcpy(&q, y + i, 8);
+		if (p != q)
+			return false;
+	}
+	memcpy(&p, x + n - 8, 8), memcpy(&q, y + n - 8, 8);
+	return p == q;
+}
+
 static bool same_name(const struct mqim_topic *t, const struct mqim_user *u)
 {
-	return u->name_len == t->name_len && !memcmp(t->name, u->name, t->name_len);
+	return u->name_len == t->name_len && bytes_eq(t->name, u->name, t->name_len);
 }
 
 /* Classify topic into *t, from ctx->topic_cache when it holds the same
@@ -61,6 +96,45 @@ static void classify(struct mqim_ctx *ctx, const char *topic, struct mqim_topic 
 		c->epoch = ctx->epoch;
 	}
 	*g = c->group;
+}
+
+/* The topics a session meets most, known without classifying: its own
+ * inbox (every delivery of a chat), the inbox it last wrote to, the group
+ * it last used: one strcmp against a name already known to be valid.
+ * False for anything else (classify() then). */
+static bool classify_known(const struct mqim_session *s, const struct mqim_user *u,
+			   const char *topic, struct mqim_topic *t, struct mqim_group **g)
+{
+	if (topic[0] != 'i' || topic[1] != 'm' || topic[2] != '/' || !topic[3] || topic[4] != '/')
+		return false;
+	const char *rest = topic + 5;
+	if (topic[3] == 'u') {
+		const struct mqim_user *to = s->peer && !strcmp(rest, s->peer->name) ? s->peer
+					     : !strcmp(rest, u->name) ? u : NULL;
+		if (!to)
+			return false;
+		*t = (struct mqim_topic){ MQIM_TOPIC_INBOX, rest, to->name_len, false, false };
+		*g = NULL;
+		return true;
+	}
+	if (topic[3] != 'g' || !s->group || strcmp(rest, s->group->name))
+		return false;
+	*t = (struct mqim_topic){ MQIM_TOPIC_GROUP, rest, s->group->name_len, false, false };
+	*g = s->group;
+	return true;
+}
+
+/* classify(), after classify_known() for a client with a session s (its
+ * user u); a write to an inbox other than the last one makes it the last
+ * one (s->peer, also the push hook's recipient cache). */
+static void classify_for(struct mqim_ctx *ctx, struct mqim_session *s, const struct mqim_user *u,
+			 bool write, const char *topic, struct mqim_topic *t, struct mqim_group **g)
+{
+	if (s && u && classify_known(s, u, topic, t, g))
+		return;
+	classify(ctx, topic, t, g);
+	if (s && write && t->kind == MQIM_TOPIC_INBOX)
+		s->peer = mqim__user_find_n(ctx, t->name, t->name_len);
 }
 
 /* u is a member of the group t names.  g, when not NULL, is that group;
@@ -121,10 +195,24 @@ static bool predates(const struct mqim_user *u, const void *payload, uint32_t le
 {
 	const uint8_t *t = (const uint8_t *)payload + len - 13;
 	uint64_t bts;
-	if (!u->since_ms || len < 13 || memcmp(t, "\xa3" "bts" "\xcf", 5))
+	if (!u->since_ms || len < 13 || !bytes_eq(t, "\xa3" "bts" "\xcf", 5))
 		return false;
 	memcpy(&bts, t + 5, sizeof(bts));
 	return be64toh(bts) < u->since_ms;
+}
+
+/* A delivery to u of a message that passed the write check: not a
+ * duplicate's (poisoned) payload, not queued for an earlier account. */
+static bool deliverable(struct mqim_ctx *ctx, const struct mqim_user *u, const void *payload,
+			uint32_t len)
+{
+	return !poisoned(ctx, payload) && !predates(u, payload, len);
+}
+
+static bool is_inbox(const char *topic)
+{
+	return topic[0] == 'i' && topic[1] == 'm' && topic[2] == '/' && topic[3] == 'u' &&
+	       topic[4] == '/';
 }
 
 /* Deliveries: re-checked each time, so a removal bites at once.  Payload
@@ -137,11 +225,11 @@ static const char *check_read(struct mqim_ctx *ctx, struct mqim_session *s, stru
 	case MQIM_TOPIC_INBOX:
 		if (!same_name(t, u))
 			return "inbox of another user";
-		return poisoned(ctx, payload) || predates(u, payload, len) ? "" : NULL;
+		return deliverable(ctx, u, payload, len) ? NULL : "";
 	case MQIM_TOPIC_GROUP:
 		if (!member(s, u, t, g))
 			return "not a member of the group";
-		return poisoned(ctx, payload) || predates(u, payload, len) ? "" : NULL;
+		return deliverable(ctx, u, payload, len) ? NULL : "";
 	case MQIM_TOPIC_PRESENCE:
 		return NULL;
 	case MQIM_TOPIC_CONTROL_RESP:
@@ -163,11 +251,14 @@ static const char *check_envelope(struct mqim_ctx *ctx, struct mqim_session *s,
 	struct mqim_env_error err;
 
 	lw->payload = NULL;
-	if (mqim_env_decode(ed->payload, ed->payloadlen, ctx->opts.max_payload, &lw->env, &err))
+	/* fr and to are compared below with the login and the topic's name,
+	 * both valid names: the decoder need not check the name rules */
+	if (mqim_env_decode_ex(ed->payload, ed->payloadlen, ctx->opts.max_payload,
+			       MQIM_ENV_NAMES_CHECKED, &lw->env, &err))
 		return mqim_env_error_text(&err, ctx->why, sizeof(ctx->why));
-	if (lw->env.fr.len != u->name_len || memcmp(lw->env.fr.ptr, u->name, u->name_len))
+	if (lw->env.fr.len != u->name_len || !bytes_eq(lw->env.fr.ptr, u->name, u->name_len))
 		return "envelope 'fr' is not the logged-in user";
-	if (lw->env.to.len != t->name_len || memcmp(lw->env.to.ptr, t->name, t->name_len))
+	if (lw->env.to.len != t->name_len || !bytes_eq(lw->env.to.ptr, t->name, t->name_len))
 		return "envelope 'to' does not match the topic";
 	if (t->kind == MQIM_TOPIC_PRESENCE && !mqim_str_eq(lw->env.t, "presence"))
 		return "only 't: presence' envelopes go to a presence topic";
@@ -225,8 +316,13 @@ static struct mqim_user *client_user(struct mqim_ctx *ctx, const struct mosquitt
 	const char *name = mosquitto_client_username(client);
 	*s = mqim__session_find(ctx, client);
 	*has_session = *s != NULL;
-	if (*s && name && !strcmp(name, (*s)->user))
+	/* A connection's username string lives as long as the connection (only
+	 * extended re-authentication could replace it, and this plugin offers
+	 * none), so once equal, the same pointer is the same name. */
+	if (*s && name && (name == (*s)->uname || !strcmp(name, (*s)->user))) {
+		(*s)->uname = name;
 		return mqim__session_user(ctx, *s);
+	}
 	*s = NULL;
 	return mqim__user_find(ctx, name);
 }
@@ -253,13 +349,18 @@ int mqim__on_acl_check(int event, void *event_data, void *userdata)
 		mqim_filter_classify(ed->topic, &t);
 		reason = !u ? nouser : check_subscribe(u, &t);
 	} else if (ed->access == MOSQ_ACL_READ) {
-		classify(ctx, ed->topic, &t, &g);
+		/* An inbox reaches only its owner: check_subscribe() admits no
+		 * other subscription that matches it (no wildcard matches im/). */
+		if (u && is_inbox(ed->topic))
+			return deliverable(ctx, u, ed->payload, ed->payloadlen) ? MOSQ_ERR_SUCCESS
+									: MOSQ_ERR_ACL_DENIED;
+		classify_for(ctx, s, u, false, ed->topic, &t, &g);
 		reason = !u ? nouser : check_read(ctx, s, u, &t, g, ed->payload, ed->payloadlen);
 		/* deliveries are not logged: a refusal here is routine, not an attack */
 		return reason ? MOSQ_ERR_ACL_DENIED : MOSQ_ERR_SUCCESS;
 	} else {
 		what = "publish";
-		classify(ctx, ed->topic, &t, &g);
+		classify_for(ctx, s, u, true, ed->topic, &t, &g);
 		reason = !u ? nouser : check_write(ctx, has_session, s, u, &t, g, ed);
 	}
 	if (!reason)

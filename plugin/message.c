@@ -267,6 +267,35 @@ static bool marked_resend(const mosquitto_property *props)
 	return found;
 }
 
+/* Stamping.  When the sender left a "bts" slot (a uint 64 last, as libmqim
+ * does) the broker's own buffer is stamped where it lies: no copy, no
+ * allocation, and the broker keeps its payload.  Otherwise, and always for
+ * a duplicate (whose buffer must be a fresh, poisoned one), the stamped
+ * envelope is a new buffer that replaces the payload (the broker frees the
+ * old one).  Both give the same bytes.  NULL on failure, logged. */
+static void *stamp_in_place(const struct mqim_env *env, struct mosquitto_evt_message *ed,
+			    uint64_t bts)
+{
+	return mqim_env_stamp_in_place(env, ed->payload, ed->payloadlen, bts) ? ed->payload : NULL;
+}
+
+static void *stamp_copy(const struct mqim_env *env, struct mosquitto_evt_message *ed, uint64_t bts)
+{
+	size_t cap = (size_t)ed->payloadlen + MQIM_ENV_STAMP_EXTRA, len;
+	uint8_t *out = mqim__malloc(cap + 1);
+	if (!out)
+		return NULL; /* out of memory: refused, the sender retries */
+	if (mqim_env_stamp_decoded(env, ed->payload, ed->payloadlen, bts, out, cap, &len) != MQIM_OK) {
+		mqim__free(out);
+		mqim__deny(ed->client, "publish", ed->topic, "envelope could not be stamped");
+		return NULL;
+	}
+	out[len] = 0; /* the broker keeps payloads NUL-terminated */
+	ed->payload = out;
+	ed->payloadlen = (uint32_t)len;
+	return out;
+}
+
 int mqim__on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
@@ -295,18 +324,9 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 				     u->name);
 	}
 
-	size_t cap = (size_t)ed->payloadlen + MQIM_ENV_STAMP_EXTRA;
-	uint8_t *out = mqim__malloc(cap + 1);
-	size_t len;
-	if (!out)
-		return MOSQ_ERR_ACL_DENIED; /* out of memory: refuse, the sender retries */
-	if (mqim_env_stamp_decoded(env, ed->payload, ed->payloadlen, bts, out, cap, &len) != MQIM_OK) {
-		mqim__free(out);
-		mqim__deny(ed->client, "publish", ed->topic, "envelope could not be stamped");
+	void *out = dup ? NULL : stamp_in_place(env, ed, bts);
+	if (!out && !(out = stamp_copy(env, ed, bts)))
 		return MOSQ_ERR_ACL_DENIED;
-	}
-	out[len] = 0; /* the broker keeps payloads NUL-terminated */
-
 	if (ctx->poison_count)
 		poison_forget(ctx, out); /* a fresh buffer at a recycled address */
 	if (dup) {
@@ -316,7 +336,5 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 	} else if (ctx->opts.push && t.kind != MQIM_TOPIC_PRESENCE) {
 		push_notify(ctx, s, &t, u->name, env->id, bts);
 	}
-	ed->payload = out; /* the broker frees the old payload */
-	ed->payloadlen = (uint32_t)len;
 	return MOSQ_ERR_SUCCESS;
 }

@@ -142,6 +142,8 @@ struct mqim_session {
 	struct mqim_user *u;        /* the user named user, or NULL */
 	struct mqim_group *group;   /* a group of which u is a member, or NULL */
 	struct mqim_user *peer;     /* a user whose inbox this session wrote to, or NULL */
+	const char *uname;          /* the client's username pointer once found
+	                             * equal to user (acl.c), or NULL */
 	char user[MQIM_NAME_MAX + 1];
 };
 

@@ -818,7 +818,7 @@ static void test_decode_canonical_matches_general(void **state)
 
 static void test_encode_key_order(void **state)
 {
-	static const char *const order[] = { "v", "id", "t", "fr", "to", "ts", "bts", "ct", "body", "ref" };
+	static const char *const order[] = { "v", "id", "t", "fr", "to", "ts", "ct", "body", "ref", "bts" };
 	struct mqim_env in = sample_env();
 	msgpack_zone zone;
 	msgpack_object root;
@@ -1030,6 +1030,53 @@ static void test_stamp_worst_growth(void **state)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* An envelope encoded with has_bts (the slot libmqim sends) is stamped in
+ * place into exactly the bytes mqim_env_stamp() gives; every other form is
+ * left untouched for a copy. */
+static void test_stamp_in_place(void **state)
+{
+	struct mqim_env in = sample_env(), env;
+	uint8_t *buf, copy[512];
+	size_t len, clen;
+
+	in.has_body = true;
+	in.body = (const uint8_t *)"hello";
+	in.body_len = 5;
+	in.has_bts = true; /* bts 0: the slot */
+	assert_int_equal(mqim_env_encode(&in, (void **)&buf, &len), MQIM_OK);
+	assert_memory_equal(buf + len - 13, "\xa3" "bts" "\xcf\0\0\0\0\0\0\0\0", 13);
+	assert_int_equal(mqim_env_decode(buf, len, 0, &env, NULL), MQIM_OK);
+	assert_int_equal(mqim_env_stamp(buf, len, 1732550000123u, copy, sizeof(copy), &clen), MQIM_OK);
+	assert_true(mqim_env_stamp_in_place(&env, buf, len, 1732550000123u));
+	assert_int_equal(clen, len);
+	assert_memory_equal(buf, copy, len);
+	assert_int_equal(mqim_env_decode(buf, len, 0, &env, NULL), MQIM_OK);
+	assert_true(env.has_bts && env.bts == 1732550000123u);
+	free(buf);
+
+	/* no bts, a short bts, bts not last, a map 16: a copy is needed */
+	static const struct mut cases[][2] = {
+		{ { M_END, NULL, NIL } },
+		{ ADD("bts", U(5)) },
+		{ ADD("bts", U(UINT64_MAX)), ADD("zz", U(1)) },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		msgpack_sbuffer sb;
+		build(cases[i], 2, &sb);
+		memcpy(copy, sb.data, sb.size);
+		assert_int_equal(decode_sb(&sb, 0, &env, NULL), MQIM_OK);
+		assert_false(mqim_env_stamp_in_place(&env, sb.data, sb.size, 77));
+		assert_memory_equal(copy, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	uint8_t wide[] = "\xde\x00\x07\xa1v\x01\xa2id\xc4\x10" "0123456789abcdef"
+			 "\xa1t\xa3msg\xa2" "fr\xa1" "a\xa2to\xa1" "b\xa2ts\x05"
+			 "\xa3" "bts\xcf\0\0\0\0\0\0\0\0";
+	assert_int_equal(mqim_env_decode(wide, sizeof(wide) - 1, 0, &env, NULL), MQIM_OK);
+	assert_false(mqim_env_stamp_in_place(&env, wide, sizeof(wide) - 1, 77));
+	assert_false(mqim_env_stamp_in_place(NULL, wide, sizeof(wide) - 1, 77));
+}
+
 static void test_stamp_refusals(void **state)
 {
 	msgpack_sbuffer sb;
@@ -1123,6 +1170,7 @@ static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_stamp_replaces_bts),
 	cmocka_unit_test(test_stamp_deterministic),
 	cmocka_unit_test(test_stamp_worst_growth),
+	cmocka_unit_test(test_stamp_in_place),
 	cmocka_unit_test(test_stamp_refusals),
 	cmocka_unit_test(test_str_eq),
 	cmocka_unit_test(test_error_text),

@@ -2,7 +2,8 @@
  * body starts with a timing stamp.
  *
  * One template per sender is encoded with mqim_env_encode() (v 1, a 16-byte
- * id, t "msg", fr, to, ts, a 200-byte bin body); per message only the id,
+ * id, t "msg", fr, to, ts, a 200-byte bin body and the bts slot libmqim
+ * sends, a uint 64 0 the broker stamps in place); per message only the id,
  * ts and the stamp are patched in place.  Every field keeps its encoded
  * size (ts is always a uint 64 since it exceeds 2^32), so the bytes are
  * exactly those mqim_env_encode() would give for the new values: the same
@@ -64,6 +65,7 @@ int env_tmpl_init(struct env_tmpl *t, const char *from, const char *to, bool gro
 	env.body = body;
 	env.body_len = sizeof(body);
 	env.has_body = true;
+	env.has_bts = true; /* bts 0: the slot, as libmqim sends it */
 	if (mqim_env_encode(&env, &out, &out_len) != MQIM_OK)
 		return -1;
 	t->buf = out;
