@@ -150,6 +150,17 @@ static void jwt_hs256(void **state)
 			fail_msg("%s token: CONNACK %d, want 0x87", bad[i].what, rc);
 		free(bad[i].tok);
 	}
+	/* the signed bytes must be exactly what is parsed: a valid token with
+	 * its payload swapped for bob's, or with a fourth part, is refused */
+	char *bobs = token(JWT_ALG_HS256, s, sl, "bob", 300, NULL);
+	char swapped[2048], four[2048];
+	const char *gd = strchr(good, '.'), *bd = strchr(bobs, '.');
+	snprintf(swapped, sizeof swapped, "%.*s%.*s%s", (int)(gd - good), good,
+		 (int)(strrchr(bobs, '.') - bd), bd, strrchr(good, '.'));
+	snprintf(four, sizeof four, "%s.%s", good, strrchr(good, '.') + 1);
+	assert_int_equal(connect_as(&b, "bob/t", "bob", swapped), 0x87);
+	assert_int_equal(connect_as(&b, "alice/t", "alice", four), 0x87);
+	free(bobs);
 	/* audience given as the right one, in an array */
 	char *aud = token(JWT_ALG_HS256, s, sl, "alice", 300, "{\"aud\": [\"x\", \"mqim\"]}");
 	assert_int_equal(connect_as(&b, "alice/t", "alice", aud), 0);
