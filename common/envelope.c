@@ -764,14 +764,21 @@ canon_entry(const uint8_t *p, size_t len, size_t *off, enum env_key k, uint64_t 
 static int decode_canonical(const uint8_t *p, size_t len, struct mqim_env *env,
 			    struct layout *lay, bool names)
 {
-	size_t off = 1;
+	size_t off = 1 + 8 + MQIM_ENV_ID_LEN;
 	unsigned left = p[0] & 0x0f;
+	uint64_t head;
 	int m;
 
-	if (p[0] < 0x86 || p[0] > 0x8a ||
-	    canon_entry(p, len, &off, K_V, KEY2(0xa1, 'v'), 2, env, names) != 1 ||
-	    canon_entry(p, len, &off, K_ID, KEY3(0xa2, 'i', 'd'), 3, env, names) != 1 ||
-	    canon_entry(p, len, &off, K_T, KEY2(0xa1, 't'), 2, env, names) != 1 ||
+	/* "v": 1 and "id": bin 8 of 16 are eight constant bytes */
+	if (len < off + 1 || p[0] < 0x86 || p[0] > 0x8a)
+		return 1;
+	memcpy(&head, p + 1, 8);
+	if (le64toh(head) != (KEY3(0xa1, 'v', MQIM_ENV_VERSION) |
+			      KEY5(0xa2, 'i', 'd', 0xc4, MQIM_ENV_ID_LEN) << 24))
+		return 1;
+	env->v = MQIM_ENV_VERSION;
+	memcpy(env->id, p + 9, MQIM_ENV_ID_LEN);
+	if (canon_entry(p, len, &off, K_T, KEY2(0xa1, 't'), 2, env, names) != 1 ||
 	    canon_entry(p, len, &off, K_FR, KEY3(0xa2, 'f', 'r'), 3, env, names) != 1 ||
 	    canon_entry(p, len, &off, K_TO, KEY3(0xa2, 't', 'o'), 3, env, names) != 1 ||
 	    canon_entry(p, len, &off, K_TS, KEY3(0xa2, 't', 's'), 3, env, names) != 1)

@@ -209,10 +209,19 @@ static bool deliverable(struct mqim_ctx *ctx, const struct mqim_user *u, const v
 	return !poisoned(ctx, payload) && !predates(u, payload, len);
 }
 
-static bool is_inbox(const char *topic)
+/* The deliveries allowed before any other check (then only deliverable()
+ * remains): an inbox, which reaches only its owner (check_subscribe()
+ * admits no other subscription that matches it: no wildcard matches im/),
+ * and the group the subscriber's session s last used, of which it is a
+ * member while that cache holds (renewed when the tables change). */
+static bool known_read(const struct mqim_session *s, const char *topic)
 {
-	return topic[0] == 'i' && topic[1] == 'm' && topic[2] == '/' && topic[3] == 'u' &&
-	       topic[4] == '/';
+	if (topic[0] != 'i' || topic[1] != 'm' || topic[2] != '/')
+		return false;
+	if (topic[3] == 'u')
+		return topic[4] == '/';
+	return topic[3] == 'g' && topic[4] == '/' && s && s->group &&
+	       !strcmp(topic + 5, s->group->name);
 }
 
 /* Deliveries: re-checked each time, so a removal bites at once.  Payload
@@ -349,9 +358,7 @@ int mqim__on_acl_check(int event, void *event_data, void *userdata)
 		mqim_filter_classify(ed->topic, &t);
 		reason = !u ? nouser : check_subscribe(u, &t);
 	} else if (ed->access == MOSQ_ACL_READ) {
-		/* An inbox reaches only its owner: check_subscribe() admits no
-		 * other subscription that matches it (no wildcard matches im/). */
-		if (u && is_inbox(ed->topic))
+		if (u && known_read(s, ed->topic))
 			return deliverable(ctx, u, ed->payload, ed->payloadlen) ? MOSQ_ERR_SUCCESS
 									: MOSQ_ERR_ACL_DENIED;
 		classify_for(ctx, s, u, false, ed->topic, &t, &g);
