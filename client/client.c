@@ -23,6 +23,14 @@
  * resend that the broker de-duplicates: they gather in a lazy transaction
  * that stays open across turns for at most LAZY_MS and is committed
  * without a sync (db.h, mqim__db_sync), and their callbacks wait for it.
+ * The commonest of them do not even touch the database until that commit
+ * (obmem.h: acknowledgements written in bulk, publishes not written).
+ *
+ * Long work does not starve the link: while many messages are stored in
+ * one unit (mqim_send_many, a run of mqim_send_nowait calls) or many
+ * acknowledgements written, the library thread takes the simple
+ * acknowledgements off the queue between statements and publishes what
+ * was committed before (mqim__pump_midwork).
  *
  * When the store fails (a full disk).  A commit that fails rolled the
  * batch back: the notes it queued are dropped (connection states excepted,
@@ -144,6 +152,7 @@ struct mqim__ev *mqim__wait_event(mqim_client *c, int type, uint64_t epoch, int6
 				if (c->q_tail == e)
 					c->q_tail = prev;
 				e->next = NULL;
+				c->q_scanned = NULL;
 				found = e;
 				break;
 			}
@@ -156,6 +165,41 @@ struct mqim__ev *mqim__wait_event(mqim_client *c, int type, uint64_t epoch, int6
 	}
 	pthread_mutex_unlock(&c->mu);
 	return found;
+}
+
+void mqim__pump_midwork(mqim_client *c)
+{
+	struct mqim__evq acks = { NULL, NULL };
+	if (c->in_callback || c->store_retry_at != INT64_MAX || c->st != MQIM_STATE_CONNECTED)
+		return;
+	pthread_mutex_lock(&c->mu);
+	/* Only what came since the last look: the rest of the queue (calls,
+	 * what arrived) waits for its turn, in order. */
+	struct mqim__ev *prev = c->q_scanned, *e = prev ? prev->next : c->q_head;
+	while (e) {
+		struct mqim__ev *next = e->next;
+		if (e->type == MQIM_EV_PUB_DONE && mqim__ack_simple(c, e)) {
+			if (prev)
+				prev->next = next;
+			else
+				c->q_head = next;
+			if (c->q_tail == e)
+				c->q_tail = prev;
+			mqim__evq_push(&acks, e);
+		} else {
+			prev = e;
+		}
+		e = next;
+	}
+	c->q_scanned = prev;
+	pthread_mutex_unlock(&c->mu);
+	while (acks.head) {
+		struct mqim__ev *ev = acks.head;
+		acks.head = ev->next;
+		mqim__pub_done(c, ev);   /* in memory: nothing to undo or hold */
+		free(ev);
+	}
+	mqim__pump_fresh(c);
 }
 
 static void note_push(mqim_client *c, struct mqim__note *n)
@@ -353,9 +397,11 @@ static void store_failed(mqim_client *c, int rc);
  * rows stay QUEUED and go again. */
 static int commit_tx(mqim_client *c)
 {
-	mqim__acks_flush(c);
+	mqim__acks_flush(c, true);
 	int rc = mqim__db_commit(&c->db);
 	mqim__obmem_commit(&c->obmem, rc == MQIM_OK);
+	if (rc != MQIM_OK)
+		c->next_due_stale = true;   /* rows written may be back as they were */
 	return rc;
 }
 
@@ -469,18 +515,21 @@ int mqim__work_end(mqim_client *c, int rc)
 	if (rc != MQIM_OK) {
 		mqim__db_undo(&c->db);
 		mqim__obmem_forget(&c->obmem);   /* its rows may be among them */
+		c->next_due_stale = true;
 		if (storage_error(rc))
 			c->store_err = rc;
 	}
 	return rc;
 }
 
-/* Room for one more call waiting for the commit. */
-static bool pending_reserve(mqim_client *c)
+/* Room for n more calls waiting for the commit. */
+static bool pending_reserve(mqim_client *c, size_t n)
 {
-	if (c->npending < c->cap_pending)
+	if (c->npending + n <= c->cap_pending)
 		return true;
 	size_t cap = c->cap_pending ? c->cap_pending * 2 : 16;
+	while (cap < c->npending + n)
+		cap *= 2;
 	struct mqim__call **p = realloc(c->pending, cap * sizeof *p);
 	if (!p)
 		return false;
@@ -611,7 +660,7 @@ static void evq_chain(struct mqim__evq *q, struct mqim__evq *more)
 
 static void run_call(mqim_client *c, struct mqim__call *call)
 {
-	if (!pending_reserve(c)) {
+	if (!pending_reserve(c, 1)) {
 		call_complete(c, call, MQIM_ENOMEM);
 		return;
 	}
@@ -673,11 +722,55 @@ static bool apply_shared(mqim_client *c, struct mqim__evq *run)
 	return false;
 }
 
-/* The store events from evs up to the next other event into *run; returns
- * what follows them. */
-static struct mqim__ev *take_run(struct mqim__ev *evs, struct mqim__evq *run)
+/* A call to store one message (mqim_send, mqim_send_nowait). */
+static bool is_send_call(const struct mqim__ev *ev)
 {
-	while (evs && is_store_event(evs)) {
+	return ev->type == MQIM_EV_CALL && ev->call->fn == mqim__send_store;
+}
+
+/* Sends queued back to back (a stream of mqim_send_nowait() calls) are
+ * stored as one unit of work (mqim__send_store_many: one savepoint, several
+ * rows per statement), as apply_shared() does for what arrives.  true when
+ * all went in: their calls wait for the commit; else nothing of them
+ * stays (notes included) and the caller runs them one by one. */
+static bool run_sends_shared(mqim_client *c, struct mqim__evq *run)
+{
+	struct mqim__note *mark = c->n_tail;
+	size_t n = 0;
+	for (struct mqim__ev *ev = run->head; ev; ev = ev->next)
+		n++;
+	if (!pending_reserve(c, n))
+		return false;
+	struct mqim__send_req **qs = malloc(n * sizeof *qs);
+	if (!qs)
+		return false;
+	n = 0;
+	for (struct mqim__ev *ev = run->head; ev; ev = ev->next)
+		qs[n++] = ev->call->arg;
+	c->undo_scope = true;
+	int rc = mqim__send_store_many(c, qs, n);
+	c->undo_scope = false;
+	free(qs);
+	if (rc != MQIM_OK) {
+		notes_undo(c, mark);
+		return false;
+	}
+	while (run->head) {
+		struct mqim__ev *ev = run->head;
+		run->head = ev->next;
+		c->pending[c->npending++] = ev->call;
+		free(ev);
+	}
+	run->tail = NULL;
+	return true;
+}
+
+/* The events from evs for which is(ev) holds, up to the next other event,
+ * into *run; returns what follows them. */
+static struct mqim__ev *take_run(struct mqim__ev *evs, struct mqim__evq *run,
+				 bool (*is)(const struct mqim__ev *ev))
+{
+	while (evs && is(evs)) {
 		struct mqim__ev *ev = evs;
 		evs = ev->next;
 		mqim__evq_push(run, ev);
@@ -693,10 +786,20 @@ static void process(mqim_client *c, struct mqim__ev *evs, bool holding, struct m
 		struct mqim__ev *ev = evs;
 		if (evs == solo_until)
 			solo_until = NULL;
+		if (!solo_until && ev->next && is_send_call(ev) && is_send_call(ev->next)) {
+			struct mqim__evq run = { NULL, NULL };
+			struct mqim__ev *rest = take_run(evs, &run, is_send_call);
+			if (run_sends_shared(c, &run)) {
+				evs = rest;
+				continue;
+			}
+			run.tail->next = rest;   /* one by one, below */
+			solo_until = rest ? rest : run.tail;
+		}
 		if (!holding && !solo_until && is_store_event(ev) && ev->next &&
 		    is_store_event(ev->next)) {
 			struct mqim__evq run = { NULL, NULL };
-			struct mqim__ev *rest = take_run(evs, &run);
+			struct mqim__ev *rest = take_run(evs, &run, is_store_event);
 			if (apply_shared(c, &run)) {
 				evq_chain(applied, &run);
 				evs = rest;
@@ -749,8 +852,10 @@ static void pump(mqim_client *c)
 	c->undo_scope = false;
 }
 
-/* How long a lazy transaction stays open at most. */
-#define LAZY_MS 5
+/* How long a lazy transaction stays open at most: the longer, the more
+ * acknowledgements one bulk write and one commit take (20 ms: about 500
+ * at full speed). */
+#define LAZY_MS 20
 
 /* Commit the open lazy transaction, if any, and settle what it applied. */
 static void lazy_flush(mqim_client *c)
@@ -835,7 +940,7 @@ static void shutdown_worker(mqim_client *c)
 	pthread_mutex_lock(&c->mu);
 	c->stopped = true;
 	struct mqim__ev *ev = c->q_head;
-	c->q_head = c->q_tail = NULL;
+	c->q_head = c->q_tail = c->q_scanned = NULL;
 	pthread_mutex_unlock(&c->mu);
 	/* Calls that came with mqim_close() (against the rules): refused. */
 	while (ev) {
@@ -881,7 +986,7 @@ static void *worker_main(void *arg)
 			pthread_cond_timedwait(&c->wake, &c->mu, &ts);
 		}
 		struct mqim__ev *evs = c->q_head;
-		c->q_head = c->q_tail = NULL;
+		c->q_head = c->q_tail = c->q_scanned = NULL;
 		bool stop = c->stop;
 		c->kick = false;
 		pthread_mutex_unlock(&c->mu);
@@ -1158,6 +1263,7 @@ MQIM_EXPORT int mqim_create(const struct mqim_options *opts, const struct mqim_c
 	if (rc == MQIM_OK) {
 		c->o.client_id = NULL;
 		c->next_due = mqim__ob_next_due(&c->ob);
+		c->next_due_stale = false;
 		if (pthread_create(&c->thread, NULL, worker_main, c) != 0)
 			rc = MQIM_ENOMEM;
 	}

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -89,6 +90,26 @@ int mqim__db_err(int rc)
 int mqim__db_prepare(struct mqim__db *db, const char *sql, sqlite3_stmt **st)
 {
 	return mqim__db_err(sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL));
+}
+
+int mqim__db_prepare_rows(struct mqim__db *db, const char *head, unsigned rows, unsigned cols,
+			  const char *tail, sqlite3_stmt **st)
+{
+	size_t cap = strlen(head) + strlen(tail) + (size_t)rows * cols * 8 + rows * 4 + 1;
+	char *sql = malloc(cap);
+	if (!sql)
+		return MQIM_ENOMEM;
+	size_t n = (size_t)snprintf(sql, cap, "%s", head);
+	for (unsigned r = 0; r < rows; r++) {
+		n += (size_t)snprintf(sql + n, cap - n, "%s", r ? ", (" : "(");
+		for (unsigned k = 1; k <= cols; k++)
+			n += (size_t)snprintf(sql + n, cap - n, "%s?%u", k > 1 ? ", " : "", r * cols + k);
+		n += (size_t)snprintf(sql + n, cap - n, ")");
+	}
+	snprintf(sql + n, cap - n, "%s", tail);
+	int rc = mqim__db_prepare(db, sql, st);
+	free(sql);
+	return rc;
 }
 
 int mqim__db_step_done(sqlite3_stmt *st)
@@ -252,6 +273,10 @@ int mqim__db_open(struct mqim__db *db, const char *dir, unsigned flags,
 		 * a temporary file (a third of what a send cost). */
 		if (rc == MQIM_OK)
 			rc = exec(db, "PRAGMA temp_store=MEMORY", errbuf, errlen);
+		/* The pages the library thread touches again and again (the
+		 * outbox's, its indexes') stay in memory. */
+		if (rc == MQIM_OK)
+			rc = exec(db, "PRAGMA cache_size=-8192", errbuf, errlen);
 		if (rc == MQIM_OK)
 			rc = exec(db, flags & MQIM_DB_NOSYNC ? "PRAGMA synchronous=NORMAL"
 							     : "PRAGMA synchronous=FULL", errbuf, errlen);

@@ -22,6 +22,9 @@
 /* Statements that take a list of rows (seq IN (...)) take this many
  * parameters for it; the unused ones are NULL. */
 #define MQIM__DB_BULK 64
+/* Statements that insert many rows at once (VALUES (...), (...)) insert
+ * this many: one statement's fixed cost is about that of a row. */
+#define MQIM__DB_ROWS 16
 
 struct mqim__db {
 	sqlite3 *h;
@@ -50,6 +53,10 @@ int mqim__db_err(int sqlite_rc);
 
 /* Prepare sql on db->h into *st; returns an MQIM_E* code. */
 int mqim__db_prepare(struct mqim__db *db, const char *sql, sqlite3_stmt **st);
+/* Prepare "head" followed by rows times "(?a, ..., ?b)" with cols
+ * parameters each (numbered on), and then "tail".  MQIM_E* code. */
+int mqim__db_prepare_rows(struct mqim__db *db, const char *head, unsigned rows, unsigned cols,
+			  const char *tail, sqlite3_stmt **st);
 
 /* Transactions.  begin is a no-op when one is open (db->in_tx); commit and
  * rollback are no-ops when none is.  commit returns MQIM_ENOSPC on a full

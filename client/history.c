@@ -28,6 +28,9 @@ int mqim__msg_state_merge(int cur, int next)
 #define SHOWN_STATE "CASE WHEN h.state=1 AND h.outgoing<>0 AND EXISTS(SELECT 1 FROM outbox o" \
 		    " WHERE o.id=h.id AND o.state=2) THEN 2 ELSE h.state END"
 
+/* The values of a new row (bind_new). */
+#define INS_COLS 11
+
 int mqim__hist_open(struct mqim__history *h, struct mqim__db *db)
 {
 	_Static_assert(MQIM_MSG_QUEUED == 1 && MQIM_MSG_SENT == 2, "SHOWN_STATE");
@@ -50,7 +53,12 @@ int mqim__hist_open(struct mqim__history *h, struct mqim__db *db)
 			return rc;
 		}
 	}
-	return MQIM_OK;
+	int rc = mqim__db_prepare_rows(db, "INSERT OR IGNORE INTO history(fr, id, peer, is_group, to_,"
+				       " ts, bts, ct, body, outgoing, state) VALUES ", MQIM__DB_ROWS,
+				       INS_COLS, "", &h->ins_many);
+	if (rc != MQIM_OK)
+		mqim__hist_close(h);
+	return rc;
 }
 
 void mqim__hist_close(struct mqim__history *h)
@@ -60,30 +68,49 @@ void mqim__hist_close(struct mqim__history *h)
 	sqlite3_finalize(h->set);
 	sqlite3_finalize(h->page);
 	sqlite3_finalize(h->shown);
+	sqlite3_finalize(h->ins_many);
 	memset(h, 0, sizeof *h);
+}
+
+/* Bind m (in conversation peer) as INS_COLS values from parameter at + 1 on. */
+static void bind_new(sqlite3_stmt *st, int at, const char *peer, const struct mqim_message *m)
+{
+	sqlite3_bind_text(st, at + 1, m->from, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, at + 2, m->id, 16, SQLITE_STATIC);
+	sqlite3_bind_text(st, at + 3, peer, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, at + 4, m->is_group);
+	sqlite3_bind_text(st, at + 5, m->to, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, at + 6, (sqlite3_int64)m->ts);
+	sqlite3_bind_int64(st, at + 7, (sqlite3_int64)m->bts);
+	if (m->content_type && strcmp(m->content_type, "text/plain") != 0)
+		sqlite3_bind_text(st, at + 8, m->content_type, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, at + 8);
+	sqlite3_bind_blob(st, at + 9, m->body ? m->body : "", (int)m->body_len, SQLITE_STATIC);
+	sqlite3_bind_int(st, at + 10, m->outgoing);
+	sqlite3_bind_int(st, at + 11, m->state);
+}
+
+int mqim__hist_add_many(struct mqim__history *h, const char *const *peers,
+			const struct mqim_message *ms, size_t n)
+{
+	int rc = MQIM_OK;
+	for (size_t i = 0; rc == MQIM_OK && i < n;) {
+		size_t k = n - i >= MQIM__DB_ROWS ? MQIM__DB_ROWS : 1;
+		sqlite3_stmt *st = k > 1 ? h->ins_many : h->ins;
+		for (size_t j = 0; j < k; j++)
+			bind_new(st, (int)(j * INS_COLS), peers[i + j], &ms[i + j]);
+		rc = mqim__db_step_done(st);
+		if (rc == MQIM_OK && (size_t)sqlite3_changes(h->db->h) != k)
+			rc = MQIM_EEXISTS;
+		i += k;
+	}
+	return rc;
 }
 
 int mqim__hist_add(struct mqim__history *h, const char *peer, const struct mqim_message *m)
 {
-	sqlite3_stmt *st = h->ins;
-	sqlite3_bind_text(st, 1, m->from, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, m->id, 16, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, peer, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, m->is_group);
-	sqlite3_bind_text(st, 5, m->to, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)m->ts);
-	sqlite3_bind_int64(st, 7, (sqlite3_int64)m->bts);
-	if (m->content_type && strcmp(m->content_type, "text/plain") != 0)
-		sqlite3_bind_text(st, 8, m->content_type, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 8);
-	sqlite3_bind_blob(st, 9, m->body ? m->body : "", (int)m->body_len, SQLITE_STATIC);
-	sqlite3_bind_int(st, 10, m->outgoing);
-	sqlite3_bind_int(st, 11, m->state);
-	int rc = mqim__db_step_done(st);
-	if (rc == MQIM_OK && sqlite3_changes(h->db->h) == 0)
-		rc = MQIM_EEXISTS;
-	return rc;
+	return mqim__hist_add_many(h, &peer, m, 1);
 }
 
 int mqim__hist_get(struct mqim__history *h, const char *fr, const uint8_t id[16],

@@ -30,7 +30,7 @@
 
 struct mqim__history {
 	struct mqim__db *db;
-	sqlite3_stmt *ins, *get, *set, *page, *shown;
+	sqlite3_stmt *ins, *get, *set, *page, *shown, *ins_many;
 };
 
 int mqim__hist_open(struct mqim__history *h, struct mqim__db *db);
@@ -39,6 +39,12 @@ void mqim__hist_close(struct mqim__history *h);
 /* Store m (its strings NUL-terminated) in conversation peer.  Returns
  * MQIM_OK, or MQIM_EEXISTS when (from, id) is there already (unchanged). */
 int mqim__hist_add(struct mqim__history *h, const char *peer, const struct mqim_message *m);
+/* The same for ms[0..n) in conversations peers[0..n), MQIM__DB_ROWS per
+ * statement (db.h): MQIM_EEXISTS when any was there already, and then
+ * the others of its statement may be written: the caller undoes its unit
+ * of work. */
+int mqim__hist_add_many(struct mqim__history *h, const char *const *peers,
+			const struct mqim_message *ms, size_t n);
 
 /* State, conversation and group flag of (fr, id); peer may be NULL, else
  * 65 bytes.  MQIM_ENOTFOUND when absent. */

@@ -157,6 +157,8 @@ struct mqim_client {
 	pthread_cond_t wake;        /* the library thread sleeps on it */
 	pthread_cond_t done;        /* callers wait on it for their calls */
 	struct mqim__ev *q_head, *q_tail;
+	struct mqim__ev *q_scanned;  /* mqim__pump_midwork() looked at the queue up
+	                             * to it (NULL: from the head) */
 	bool stop;                  /* mqim_close() asked */
 	bool stopped;               /* the library thread no longer takes calls */
 	enum mqim_state state;      /* mirror of st for mqim_get_state() */
@@ -191,6 +193,7 @@ struct mqim_client {
 	struct mqim__slot *slots;   /* o.max_inflight + 2 of them */
 	unsigned nslots;
 	int64_t next_due;           /* wall ms of the next resend, INT64_MAX: none */
+	bool next_due_stale;        /* an outbox row was written: read it again */
 	char **watch;               /* presence watches */
 	size_t nwatch;
 	struct mqim__note *n_head, *n_tail;
@@ -256,6 +259,13 @@ void mqim__set_state(mqim_client *c, enum mqim_state st, int err);
 void mqim__post(mqim_client *c, struct mqim__ev *ev);
 struct mqim__ev *mqim__ev_new(int type, size_t extra);
 
+/* In the middle of long work (storing many messages in one unit): take
+ * the simple acknowledgements (mqim__ack_simple) off the queue, settle
+ * them and publish fresh rows into the room they free, so that the link
+ * does not idle while this thread writes.  What it publishes was committed
+ * before the work began.  Not while the store fails or from a callback. */
+void mqim__pump_midwork(mqim_client *c);
+
 /* Wait (library thread) up to timeout_ms for an event of this type and
  * epoch (and for PUB_DONE, this seq), taking it off the queue; NULL on
  * timeout.  Other events stay queued. */
@@ -317,15 +327,25 @@ int mqim__send_prepare(mqim_client *c, struct mqim__send_req *q, const char *to,
 /* Write the message arg (a struct mqim__send_req) to the outbox and the
  * history in one unit of work; the job of mqim__call(). */
 int mqim__send_store(mqim_client *c, void *arg);
+/* The same for qs[0..n) in one unit of work, in that order, several rows
+ * per statement, publishing between them (mqim__pump_midwork). */
+int mqim__send_store_many(mqim_client *c, struct mqim__send_req *const *qs, size_t n);
 
 void mqim__pump(mqim_client *c);
+/* Publish fresh rows (obmem.h) into the free room; no database work. */
+void mqim__pump_fresh(mqim_client *c);
+/* Whether ev is an acknowledgement that mqim__pub_done() settles in
+ * memory alone: the first PUBACK 0x00 of a message's first publish on
+ * this connection, as almost all are. */
+bool mqim__ack_simple(mqim_client *c, const struct mqim__ev *ev);
 void mqim__pub_done(mqim_client *c, struct mqim__ev *ev);
 /* Write the acknowledgements that wait in memory (obmem.h) in one unit
  * of work, and report those messages SENT.  Before a commit and before
  * anything reads our outbox rows or messages' states.  On error the unit
  * is undone and they are lost from the database, not from the broker:
- * their rows stay QUEUED and go again (obmem `below`). */
-int mqim__acks_flush(mqim_client *c);
+ * their rows stay QUEUED and go again (obmem `below`).  pump_between:
+ * feed the link between its statements (mqim__pump_midwork). */
+int mqim__acks_flush(mqim_client *c, bool pump_between);
 /* Forget every publish in flight (the link is gone). */
 void mqim__inflight_clear(mqim_client *c);
 /* Earliest in-flight deadline (monotonic ms) or INT64_MAX. */

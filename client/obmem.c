@@ -71,6 +71,7 @@ void mqim__obmem_commit(struct mqim__obmem *m, bool ok)
 		m->t_head = m->t_tail = NULL;
 		m->t_bytes = 0;
 		mqim__obmem_acks_clear(m);
+		m->below = true;   /* their rows are QUEUED and in flight no more */
 		return;
 	}
 	if (m->t_head) {
@@ -138,4 +139,15 @@ bool mqim__obmem_ack(struct mqim__obmem *m, int64_t seq, const uint8_t id[16])
 void mqim__obmem_acks_clear(struct mqim__obmem *m)
 {
 	m->nacked = 0;
+}
+
+void mqim__obmem_acks_drop(struct mqim__obmem *m, size_t n)
+{
+	if (n >= m->nacked) {
+		m->nacked = 0;
+		return;
+	}
+	memmove(m->acked_seq, m->acked_seq + n, (m->nacked - n) * sizeof *m->acked_seq);
+	memmove(m->acked_id, m->acked_id + n, (m->nacked - n) * sizeof *m->acked_id);
+	m->nacked -= n;
 }

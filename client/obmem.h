@@ -16,7 +16,8 @@
  * link goes (what was in flight goes again), when a publish got no answer,
  * by mqim_retry(), and whenever this memory lets go of rows: the oldest
  * when max_bytes is passed, every one when work is undone (a unit of work
- * or a commit failed: mqim__obmem_forget), or when out of memory.  A row
+ * or a commit failed: mqim__obmem_forget, mqim__obmem_commit), or when out
+ * of memory.  A row
  * is taken off the queue once it is published, never before.
  *
  * Acknowledgements.  The first acknowledgement of a message's first
@@ -79,7 +80,7 @@ void mqim__obmem_add(struct mqim__obmem *m, const struct mqim__ob_row *r);
 /* The open transaction was committed (ok) or rolled back: the tentative
  * rows join the fresh queue (the oldest fresh rows go when that passes
  * max_bytes, setting `below`), or are dropped with the acknowledgements
- * not yet written. */
+ * not yet written, setting `below` (their rows are QUEUED again). */
 void mqim__obmem_commit(struct mqim__obmem *m, bool ok);
 
 /* Some work of the open transaction was undone: forget every fresh and
@@ -98,7 +99,8 @@ int64_t mqim__obmem_bound(const struct mqim__obmem *m);
  * out of memory: the caller writes it now instead. */
 bool mqim__obmem_ack(struct mqim__obmem *m, int64_t seq, const uint8_t id[16]);
 /* Forget the acknowledgements not yet written (they were written, or
- * their events will be applied again). */
+ * their events will be applied again); _drop: only the first n. */
 void mqim__obmem_acks_clear(struct mqim__obmem *m);
+void mqim__obmem_acks_drop(struct mqim__obmem *m, size_t n);
 
 #endif

@@ -107,6 +107,9 @@ unsigned mqim__ob_step(const struct mqim__ob_cfg *cfg, int kind, int qos,
 	return act;
 }
 
+/* The values of a new row (bind_new). */
+#define INS_COLS 8
+
 #define ROW_COLS "seq, id, kind, peer, is_group, qos, payload, state, attempts, next_at, created, err"
 
 int mqim__ob_open(struct mqim__outbox *ob, struct mqim__db *db)
@@ -122,8 +125,8 @@ int mqim__ob_open(struct mqim__outbox *ob, struct mqim__db *db)
 	snprintf(bulk_sql + n, sizeof bulk_sql - (size_t)n, ")");
 
 	struct { const char *sql; sqlite3_stmt **st; } stmts[] = {
-		{ "INSERT INTO outbox(id, kind, peer, is_group, qos, payload, state, attempts,"
-		  " next_at, created, err) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, ?8, 0)", &ob->ins },
+		{ "INSERT INTO outbox(id, kind, peer, is_group, qos, payload, state, created)"
+		  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &ob->ins },
 		{ "UPDATE outbox SET state=?2, attempts=?3, next_at=?4, err=?5 WHERE seq=?1", &ob->save },
 		{ "DELETE FROM outbox WHERE seq=?1", &ob->del },
 		{ "SELECT " ROW_COLS " FROM outbox WHERE id=?1", &ob->by_id },
@@ -145,8 +148,14 @@ int mqim__ob_open(struct mqim__outbox *ob, struct mqim__db *db)
 	memset(ob, 0, sizeof *ob);
 	ob->db = db;
 	int rc = mqim__db_prepare(db, bulk_sql, &ob->sent_bulk);
-	if (rc != MQIM_OK)
+	if (rc == MQIM_OK)
+		rc = mqim__db_prepare_rows(db, "INSERT INTO outbox(id, kind, peer, is_group, qos,"
+					   " payload, state, created) VALUES ", MQIM__DB_ROWS,
+					   INS_COLS, "", &ob->ins_many);
+	if (rc != MQIM_OK) {
+		mqim__ob_close(ob);
 		return rc;
+	}
 	for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
 		rc = mqim__db_prepare(db, stmts[i].sql, stmts[i].st);
 		if (rc != MQIM_OK) {
@@ -161,30 +170,52 @@ void mqim__ob_close(struct mqim__outbox *ob)
 {
 	sqlite3_stmt *all[] = { ob->ins, ob->save, ob->del, ob->by_id, ob->due,
 				ob->due_sent, ob->next_due, ob->list, ob->count, ob->sent_bulk,
-				ob->moved };
+				ob->moved, ob->ins_many };
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 	memset(ob, 0, sizeof *ob);
 }
 
-int mqim__ob_add(struct mqim__outbox *ob, struct mqim__ob_row *r)
+/* Bind row r's INS_COLS values from parameter at + 1 on. */
+static void bind_new(sqlite3_stmt *st, int at, const struct mqim__ob_row *r)
 {
-	sqlite3_stmt *st = ob->ins;
-	sqlite3_bind_blob(st, 1, r->id, 16, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, r->kind);
-	sqlite3_bind_text(st, 3, r->peer, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, r->is_group);
-	sqlite3_bind_int(st, 5, r->qos);
-	sqlite3_bind_blob(st, 6, r->payload, (int)r->len, SQLITE_STATIC);
-	sqlite3_bind_int(st, 7, MQIM_MSG_QUEUED);
-	sqlite3_bind_int64(st, 8, r->created);
-	int rc = mqim__db_step_done(st);
-	if (rc == MQIM_OK) {
-		r->seq = sqlite3_last_insert_rowid(ob->db->h);
-		memset(&r->fsm, 0, sizeof r->fsm);
-		r->fsm.state = MQIM_MSG_QUEUED;
+	sqlite3_bind_blob(st, at + 1, r->id, 16, SQLITE_STATIC);
+	sqlite3_bind_int(st, at + 2, r->kind);
+	sqlite3_bind_text(st, at + 3, r->peer, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, at + 4, r->is_group);
+	sqlite3_bind_int(st, at + 5, r->qos);
+	sqlite3_bind_blob(st, at + 6, r->payload, (int)r->len, SQLITE_STATIC);
+	sqlite3_bind_int(st, at + 7, MQIM_MSG_QUEUED);
+	sqlite3_bind_int64(st, at + 8, r->created);
+}
+
+int mqim__ob_add_many(struct mqim__outbox *ob, struct mqim__ob_row *rows, size_t n)
+{
+	int rc = MQIM_OK;
+	for (size_t i = 0; rc == MQIM_OK && i < n;) {
+		size_t k = n - i >= MQIM__DB_ROWS ? MQIM__DB_ROWS : 1;
+		sqlite3_stmt *st = k > 1 ? ob->ins_many : ob->ins;
+		for (size_t j = 0; j < k; j++)
+			bind_new(st, (int)(j * INS_COLS), &rows[i + j]);
+		rc = mqim__db_step_done(st);
+		if (rc != MQIM_OK)
+			break;
+		/* One writer: a statement's rows get consecutive seqs. */
+		int64_t last = sqlite3_last_insert_rowid(ob->db->h);
+		for (size_t j = 0; j < k; j++) {
+			struct mqim__ob_row *r = &rows[i + j];
+			r->seq = last - (int64_t)(k - 1 - j);
+			memset(&r->fsm, 0, sizeof r->fsm);
+			r->fsm.state = MQIM_MSG_QUEUED;
+		}
+		i += k;
 	}
 	return rc;
+}
+
+int mqim__ob_add(struct mqim__outbox *ob, struct mqim__ob_row *r)
+{
+	return mqim__ob_add_many(ob, r, 1);
 }
 
 int mqim__ob_save(struct mqim__outbox *ob, const struct mqim__ob_row *r)

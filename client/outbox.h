@@ -127,7 +127,7 @@ struct mqim__ob_row {
 struct mqim__outbox {
 	struct mqim__db *db;
 	sqlite3_stmt *ins, *save, *del, *by_id, *due, *due_sent, *next_due, *list, *count;
-	sqlite3_stmt *sent_bulk, *moved;
+	sqlite3_stmt *sent_bulk, *moved, *ins_many;
 };
 
 int mqim__ob_open(struct mqim__outbox *ob, struct mqim__db *db);
@@ -136,6 +136,9 @@ void mqim__ob_close(struct mqim__outbox *ob);
 /* Append a row in state QUEUED; sets r->seq.  MQIM_EEXISTS when the id is
  * there already. */
 int mqim__ob_add(struct mqim__outbox *ob, struct mqim__ob_row *r);
+/* The same for rows[0..n), in that order, MQIM__DB_ROWS per statement (db.h);
+ * on error some may be written: the caller undoes its unit of work. */
+int mqim__ob_add_many(struct mqim__outbox *ob, struct mqim__ob_row *rows, size_t n);
 
 /* Write back r->fsm for row r->seq, or delete it. */
 int mqim__ob_save(struct mqim__outbox *ob, const struct mqim__ob_row *r);

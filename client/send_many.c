@@ -30,17 +30,18 @@ struct many {
 	size_t n;
 };
 
-/* All or nothing: the messages' units of work share one savepoint, undone
- * as a whole when any fails. */
+/* All or nothing: one unit of work, undone as a whole when any fails. */
 static int store_many(mqim_client *c, void *arg)
 {
 	struct many *m = arg;
-	int rc = mqim__work_begin(c);
-	mqim__work_share(c, true);
-	for (size_t i = 0; rc == MQIM_OK && i < m->n; i++)
-		rc = mqim__send_store(c, &m->q[i]);
-	mqim__work_share(c, false);
-	return mqim__work_end(c, rc);
+	struct mqim__send_req **qs = malloc(m->n * sizeof *qs);
+	if (!qs)
+		return MQIM_ENOMEM;
+	for (size_t i = 0; i < m->n; i++)
+		qs[i] = &m->q[i];
+	int rc = mqim__send_store_many(c, qs, m->n);
+	free(qs);
+	return rc;
 }
 
 static void free_payloads(struct mqim__send_req *q, size_t n)

@@ -83,6 +83,12 @@ static int page_cb(void *ctx, const struct mqim_message *m)
 	return 0;
 }
 
+static int state_cb(void *ctx, const struct mqim_message *m)
+{
+	*(int *)ctx = m->state;
+	return 0;
+}
+
 static void test_order_and_paging(void **state)
 {
 	struct fixture *f = *state;
@@ -160,12 +166,71 @@ static void test_state_merge(void **state)
 	assert_int_equal(mqim__msg_state_merge(MQIM_MSG_FAILED, MQIM_MSG_SENT), MQIM_MSG_FAILED);
 }
 
+/* Our message's SENT is its outbox row's: the history row stays QUEUED
+ * (history.h), and what the application is shown says SENT. */
+static void test_shown_state(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t id[16] = { 0 };
+	int st;
+	bool out;
+	add(f, "me", "bob", "bob", false, 100, 1, "a");
+	id[15] = 1;
+	assert_int_equal(mqim__hist_state(&f->h, "me", id, &st, &out), MQIM_OK);
+	assert_int_equal(st, MQIM_MSG_QUEUED);
+	assert_true(out);
+	assert_int_equal(sqlite3_exec(f->db.h, "INSERT INTO outbox(id, kind, peer, is_group, qos,"
+				      " payload, state, created) VALUES(x'00000000000000000000000000000001',"
+				      " 0, 'bob', 0, 1, x'00', 2, 0)", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(mqim__hist_state(&f->h, "me", id, &st, &out), MQIM_OK);
+	assert_int_equal(st, MQIM_MSG_SENT);
+	st = 0;
+	assert_int_equal(mqim__hist_page(&f->h, "bob", false, 0, NULL, 10, state_cb, &st), 1);
+	assert_int_equal(st, MQIM_MSG_SENT);
+	/* The stored column is what the merge rules see. */
+	assert_int_equal(mqim__hist_get(&f->h, "me", id, &st, &out, NULL, NULL), MQIM_OK);
+	assert_int_equal(st, MQIM_MSG_QUEUED);
+	/* Any later state is written and shown as it is. */
+	assert_int_equal(mqim__hist_set_state(&f->h, "me", id, MQIM_MSG_DELIVERED), MQIM_OK);
+	assert_int_equal(mqim__hist_state(&f->h, "me", id, &st, &out), MQIM_OK);
+	assert_int_equal(st, MQIM_MSG_DELIVERED);
+	assert_int_equal(mqim__hist_state(&f->h, "me", (uint8_t[16]){ 9 }, &st, &out),
+			 MQIM_ENOTFOUND);
+}
+
+/* Many at once: each stored; one already there fails the call. */
+static void test_add_many(void **state)
+{
+	struct fixture *f = *state;
+	struct mqim_message ms[MQIM__DB_ROWS + 2];
+	const char *peers[MQIM__DB_ROWS + 2];
+	memset(ms, 0, sizeof ms);
+	for (int i = 0; i < MQIM__DB_ROWS + 2; i++) {
+		ms[i].id[15] = (uint8_t)(i + 1);
+		ms[i].kind = "msg";
+		ms[i].from = "me";
+		ms[i].to = "bob";
+		ms[i].bts = ms[i].ts = (uint64_t)(100 + i);
+		ms[i].body = "x";
+		ms[i].body_len = 1;
+		ms[i].outgoing = true;
+		ms[i].state = MQIM_MSG_QUEUED;
+		peers[i] = "bob";
+	}
+	assert_int_equal(mqim__hist_add_many(&f->h, peers, ms, MQIM__DB_ROWS + 2), MQIM_OK);
+	struct page p = { 0 };
+	assert_int_equal(mqim__hist_page(&f->h, "bob", false, 0, NULL, 16, page_cb, &p), 16);
+	assert_int_equal(mqim__hist_add_many(&f->h, peers, ms + 2, MQIM__DB_ROWS), MQIM_EEXISTS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_order_and_paging, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates_and_states, setup, teardown),
 		cmocka_unit_test(test_state_merge),
+		cmocka_unit_test_setup_teardown(test_shown_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_add_many, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,7 +81,8 @@ static void test_rollback_and_undo(void **state)
 	assert_int_equal(m.nacked, 0);
 	assert_int_equal(mqim__obmem_head(&m)->r.seq, 1);
 	assert_null(mqim__obmem_head(&m)->next);
-	assert_false(m.below);
+	assert_true(m.below);   /* the acknowledged rows are QUEUED again */
+	m.below = false;
 	/* Undone work forgets everything: the database is read again. */
 	add(&m, 3);
 	assert_true(mqim__obmem_ack(&m, 1, id));
@@ -125,6 +126,14 @@ static void test_acks(void **state)
 	assert_int_equal(m.nacked, 1000);
 	assert_int_equal(m.acked_seq[999], 999);
 	assert_int_equal(m.acked_id[999][0], (uint8_t)999);
+	/* The first ones written, those that came meanwhile stay. */
+	mqim__obmem_acks_drop(&m, 998);
+	assert_int_equal(m.nacked, 2);
+	assert_int_equal(m.acked_seq[0], 998);
+	assert_int_equal(m.acked_id[1][0], (uint8_t)999);
+	mqim__obmem_acks_drop(&m, 5);
+	assert_int_equal(m.nacked, 0);
+	assert_true(mqim__obmem_ack(&m, 7, id));
 	mqim__obmem_acks_clear(&m);
 	assert_int_equal(m.nacked, 0);
 	mqim__obmem_free(&m);

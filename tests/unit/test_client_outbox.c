@@ -444,6 +444,31 @@ static void test_rows_sent_bulk(void **state)
 	assert_int_equal(s.n, 0);
 }
 
+/* Many rows at once (MQIM__DB_ROWS per statement, the rest one by one):
+ * in order, each with its seq. */
+static void test_rows_add_many(void **state)
+{
+	struct fixture *f = *state;
+	struct mqim__ob_row rows[MQIM__DB_ROWS + 3], r;
+	char peer[65];
+	make_row(&r, 99, MQIM_OB_RCPT);
+	assert_int_equal(mqim__ob_add(&f->ob, &r), MQIM_OK);
+	for (int i = 0; i < MQIM__DB_ROWS + 3; i++) {
+		make_row(&rows[i], i, MQIM_OB_MSG);
+		rows[i].id[14] = 1;
+	}
+	assert_int_equal(mqim__ob_add_many(&f->ob, rows, MQIM__DB_ROWS + 3), MQIM_OK);
+	for (int i = 0; i < MQIM__DB_ROWS + 3; i++) {
+		assert_int_equal(rows[i].seq, r.seq + 1 + i);
+		assert_int_equal(rows[i].fsm.state, MQIM_MSG_QUEUED);
+		struct mqim__ob_row back;
+		assert_int_equal(mqim__ob_find(&f->ob, rows[i].id, &back, peer), MQIM_OK);
+		assert_int_equal(back.seq, rows[i].seq);
+	}
+	/* An id already there fails the statement. */
+	assert_int_equal(mqim__ob_add_many(&f->ob, rows, MQIM__DB_ROWS), MQIM_EEXISTS);
+}
+
 /* A full disk: the insert fails with MQIM_ENOSPC and nothing is kept. */
 static void test_full_disk(void **state)
 {
@@ -483,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_fsm_retry_marked),
 		cmocka_unit_test_setup_teardown(test_rows_order_and_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows_sent_bulk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rows_add_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_disk, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,6 +35,7 @@
  * counters under the mutex of struct waiter.
  */
 #include <dirent.h>
+#include <sys/resource.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,96 @@ static void bump(struct waiter *w, bool ok, bool conn)
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* Busy and total jiffies of all CPUs so far (/proc/stat); 0 when unknown. */
+static void cpu_jiffies(unsigned long long *busy, unsigned long long *total)
+{
+	unsigned long long v[8] = { 0 };
+	FILE *f = fopen("/proc/stat", "r");
+	*busy = *total = 0;
+	if (!f)
+		return;
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7]) == 8) {
+		for (int i = 0; i < 8; i++)
+			*total += v[i];
+		*busy = *total - v[3] - v[4];
+	}
+	fclose(f);
+}
+
+/* CPU seconds used by this process so far (all its threads). */
+static double proc_cpu(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU seconds so far by where they went: libmqim's library thread,
+ * paho's receive and send threads, the rest of this process, and its
+ * children (the broker). */
+enum { CPU_LIB, CPU_RCV, CPU_SEND, CPU_REST, CPU_BROKER, CPU_N };
+
+static double task_cpu(const char *stat_path)
+{
+	char buf[512];
+	unsigned long ut, st;
+	FILE *f = fopen(stat_path, "r");
+	if (!f)
+		return 0;
+	char *p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+	fclose(f);
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void cpu_snap(double out[CPU_N])
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	memset(out, 0, CPU_N * sizeof(double));
+	while (d && (e = readdir(d)) != NULL) {
+		char path[300], comm[64] = "";
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f) {
+			if (!fgets(comm, sizeof(comm), f))
+				comm[0] = '\0';
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+		int k = !strcmp(comm, "mqim\n") ? CPU_LIB : !strcmp(comm, "MQTTAsync_rcv\n") ? CPU_RCV
+			: !strcmp(comm, "MQTTAsync_send\n") ? CPU_SEND : CPU_REST;
+		out[k] += task_cpu(path);
+		/* Children of this thread (the broker). */
+		snprintf(path, sizeof(path), "/proc/self/task/%s/children", e->d_name);
+		if ((f = fopen(path, "r")) != NULL) {
+			int pid;
+			while (fscanf(f, "%d", &pid) == 1) {
+				char sp[64];
+				snprintf(sp, sizeof(sp), "/proc/%d/stat", pid);
+				out[CPU_BROKER] += task_cpu(sp);
+			}
+			fclose(f);
+		}
+	}
+	if (d)
+		closedir(d);
+}
+
+/* "lib 12.0 rcv 5.1 ..." µs per message between two snapshots. */
+static void cpu_note(const char *what, const double a[CPU_N], const double b[CPU_N], unsigned n)
+{
+	note("client: %s: CPU us per message: library thread %.1f, paho rcv %.1f, paho send %.1f, "
+	     "rest of the client %.1f, broker %.1f", what, (b[CPU_LIB] - a[CPU_LIB]) * 1e6 / n,
+	     (b[CPU_RCV] - a[CPU_RCV]) * 1e6 / n, (b[CPU_SEND] - a[CPU_SEND]) * 1e6 / n,
+	     (b[CPU_REST] - a[CPU_REST]) * 1e6 / n, (b[CPU_BROKER] - a[CPU_BROKER]) * 1e6 / n);
+}
+
 /* ---- raw paho ----------------------------------------------------------------- */
 
 static void paho_conn_ok(void *ctx, MQTTAsync_successData5 *r) { (void)r; bump(ctx, true, true); }
@@ -180,6 +271,10 @@ static double run_paho(int port, unsigned n)
 		fail("client: paho could not log in");
 		goto out;
 	}
+	unsigned long long b0, j0, b1, j1;
+	cpu_jiffies(&b0, &j0);
+	double p0 = proc_cpu(), s0[CPU_N], s1[CPU_N];
+	cpu_snap(s0);
 	uint64_t nonce = rand64(), t0 = mono_ns();
 	for (unsigned i = 0; i < n; i++) {
 		MQTTAsync_message m = MQTTAsync_message_initializer;
@@ -199,7 +294,13 @@ static double run_paho(int port, unsigned n)
 		if (MQTTAsync_sendMessage(cl, t.topic, &m, &ro) != MQTTASYNC_SUCCESS)
 			bump(&w, false, false);
 	}
-	if (waiter_wait(&w, all_done, n) && !w.failed)
+	bool ok = waiter_wait(&w, all_done, n) && !w.failed;
+	cpu_jiffies(&b1, &j1);
+	cpu_snap(s1);
+	cpu_note("paho", s0, s1, n);
+	note("client: paho: this process %.1f us of CPU per message; the machine's CPUs %.0f%% busy",
+	     (proc_cpu() - p0) * 1e6 / n, j1 > j0 ? 100.0 * (double)(b1 - b0) / (double)(j1 - j0) : -1.0);
+	if (ok)
 		rate = n / ((double)(w.t_last - t0) / 1e9);
 	else
 		fail("client: paho: %u of %u messages acknowledged", w.done, n);
@@ -450,18 +551,32 @@ static double run_mqim(int port, unsigned n, const char *dir, int durability, en
 		waiter_free(&r.w);
 		return -1;
 	}
+	unsigned long long b0, j0, b1, j1;
+	cpu_jiffies(&b0, &j0);
+	double p0 = proc_cpu(), s0[CPU_N], s1[CPU_N];
+	cpu_snap(s0);
 	uint64_t t0 = mono_ns();
 	unsigned sent = mq_send_all(c, &r, mode, n, body, sizeof(body));
 	uint64_t t_stored = mono_ns();
+	pthread_mutex_lock(&r.w.mu);
+	unsigned sent_by_stored = r.w.done;   /* SENT when the last send call returned */
+	pthread_mutex_unlock(&r.w.mu);
 	if (mode == MQ_NOWAIT && sent == n && waiter_wait(&r.w, all_queued, n))
 		t_stored = r.t_queued;
 	*stored_rate = sent / ((double)(t_stored - t0) / 1e9);
 	bool ok = sent == n && waiter_wait(&r.w, all_done, n) && !r.w.failed;
+	cpu_jiffies(&b1, &j1);
+	cpu_snap(s1);
+	cpu_note(mode == MQ_MANY ? "send_many" : mode == MQ_NOWAIT ? "send_nowait" : "send", s0, s1, n);
 	double sys = 0, cpu = lib_thread_cpu(&sys);
 	*cpu_us = cpu < 0 ? -1 : cpu * 1e6 / n;
-	note("client: %s: library thread %.0f us per message, %.0f of it in the kernel",
+	note("client: %s: library thread %.0f us per message, %.0f of it in the kernel; "
+	     "%u SENT after %.0f ms, when the last call returned; all after %.0f ms; "
+	     "this process %.1f us of CPU per message; the machine's CPUs %.0f%% busy",
 	     mode == MQ_MANY ? "send_many" : mode == MQ_NOWAIT ? "send_nowait" : "send",
-	     *cpu_us, sys * 1e6 / n);
+	     *cpu_us, sys * 1e6 / n, sent_by_stored, (double)(t_stored - t0) / 1e6,
+	     (double)(r.w.t_last - t0) / 1e6, (proc_cpu() - p0) * 1e6 / n,
+	     j1 > j0 ? 100.0 * (double)(b1 - b0) / (double)(j1 - j0) : -1.0);
 	if (ok)
 		rate = n / ((double)(r.w.t_last - t0) / 1e9);
 	else
