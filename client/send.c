@@ -233,6 +233,7 @@ int mqim__send_prepare(mqim_client *c, struct mqim__send_req *q, const char *to,
 	env.has_body = true;
 	/* Text goes as a MessagePack str, anything else as bin. */
 	env.body_is_str = strncmp(q->ct, "text/", 5) == 0;
+	env.has_bts = true; /* bts 0: the slot the broker stamps in place */
 	rc = mqim_env_encode(&env, &q->payload, &q->plen);
 	if (rc != MQIM_OK)
 		return rc;
@@ -277,6 +278,7 @@ int mqim__queue_receipt(mqim_client *c, const char *t, const char *to, const uin
 	env.ts = (uint64_t)mqim__now_ms();
 	memcpy(env.ref, ref, 16);
 	env.has_ref = true;
+	env.has_bts = true; /* the slot, as for messages */
 	int rc = mqim_env_encode(&env, &payload, &plen);
 	if (rc != MQIM_OK)
 		return rc;
