@@ -57,7 +57,9 @@ static int save_one(void *arg, uint32_t sender, const uint8_t id[16], uint64_t b
 	const struct mqim_user *u = s->by_idx[sender];
 	uint8_t *o = s->buf + s->used;
 	*o++ = (uint8_t)u->name_len;
-	memcpy(o, u->name, u->name_len);
+	/* the whole name array, a fixed size the compiler copies inline; the
+	 * bytes past the name are overwritten next (ENTRY_MAX leaves room) */
+	memcpy(o, u->name, sizeof(u->name));
 	o += u->name_len;
 	memcpy(o, id, 16);
 	memcpy(o + 16, &bts, sizeof(bts));
