@@ -17,15 +17,15 @@
  * by mqim_retry(), and whenever this memory lets go of rows: the oldest
  * when max_bytes is passed, every one when work is undone (a unit of work
  * or a commit failed: mqim__obmem_forget, mqim__obmem_commit), or when out
- * of memory.  A row
- * is taken off the queue once it is published, never before.
+ * of memory.  A row is taken off the queue once it is published, never
+ * before.
  *
  * Acknowledgements.  The first acknowledgement of a message's first
  * publish (QUEUED -> SENT, by far the most common step) is not written at
  * once: its seq and id wait here and go to the database in bulk (one
- * UPDATE of the outbox and one of the history per MQIM__DB_BULK
- * messages, db.h) before the transaction commits, and before anything reads
- * the outbox rows or our messages' states again (send.c,
+ * UPDATE of the outbox per MQIM__DB_BULK messages, db.h; the history row
+ * stays QUEUED, history.h) before the transaction commits, and before
+ * anything reads the outbox rows or our messages' states again (send.c,
  * mqim__acks_flush).  So a crash may lose them, like the rest of the lazy
  * transaction they would have joined (client.c): that costs a resend the
  * broker drops as a duplicate.
