@@ -968,6 +968,33 @@ static void shutdown_worker(mqim_client *c)
 
 static void client_free(mqim_client *c);
 
+/* Calls one turn takes at most (but at mqim_close(): all). */
+#define CALLS_PER_TURN 256
+
+/* The events of the next turn, off the queue; under c->mu.  At most
+ * CALLS_PER_TURN calls: their commit, and the publishing that waits for
+ * it, come sooner, so that a stream of mqim_send_nowait() calls is stored
+ * and published by steps rather than all stored first.  The rest stays
+ * first in the queue, in order. */
+static struct mqim__ev *take_turn(mqim_client *c)
+{
+	struct mqim__ev *evs = c->q_head, *last = NULL;
+	unsigned calls = 0;
+	for (struct mqim__ev *e = evs; e; e = e->next) {
+		if (e->type == MQIM_EV_CALL && ++calls > CALLS_PER_TURN)
+			break;
+		last = e;
+	}
+	if (c->stop || !last || !last->next) {
+		c->q_head = c->q_tail = c->q_scanned = NULL;
+		return evs;
+	}
+	c->q_head = last->next;
+	c->q_scanned = NULL;
+	last->next = NULL;
+	return evs;
+}
+
 static void *worker_main(void *arg)
 {
 	mqim_client *c = arg;
@@ -985,8 +1012,7 @@ static void *worker_main(void *arg)
 			deadline_ts(&ts, wake);
 			pthread_cond_timedwait(&c->wake, &c->mu, &ts);
 		}
-		struct mqim__ev *evs = c->q_head;
-		c->q_head = c->q_tail = c->q_scanned = NULL;
+		struct mqim__ev *evs = take_turn(c);
 		bool stop = c->stop;
 		c->kick = false;
 		pthread_mutex_unlock(&c->mu);

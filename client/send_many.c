@@ -8,9 +8,10 @@
  *                       commit; the caller waits for it;
  *   mqim_send_nowait()  a call the caller does not wait for
  *                       (mqim__call_nowait): the library thread stores
- *                       every message queued by the time it runs in one
- *                       batch, commits once, and reports each QUEUED (or
- *                       FAILED) through on_message_state.
+ *                       the messages queued by the time it runs (up to
+ *                       256 per turn, client.c) in one unit of work,
+ *                       commits once, and reports each QUEUED (or FAILED)
+ *                       through on_message_state.
  * The checks, ids and envelopes are send.c's (mqim__send_prepare), the
  * writes too (mqim__send_store).
  *

@@ -534,6 +534,15 @@ static bool all_queued(const struct waiter *w, unsigned n)
 	return r->queued >= n || w->failed;
 }
 
+/* mqim_outbox() callback: count the entries by state (ctx: unsigned[8]). */
+static int count_state(void *ctx, const struct mqim_outbox_entry *e)
+{
+	unsigned *n = ctx;
+	if ((unsigned)e->state < 8)
+		n[e->state]++;
+	return 0;
+}
+
 /* Returns the rate; *stored_rate gets the rate at which the messages were
  * durably stored (the send calls returned; nowait: QUEUED reported),
  * *cpu_us the library thread's CPU µs per message (-1: unknown). */
@@ -577,10 +586,16 @@ static double run_mqim(int port, unsigned n, const char *dir, int durability, en
 	     *cpu_us, sys * 1e6 / n, sent_by_stored, (double)(t_stored - t0) / 1e6,
 	     (double)(r.w.t_last - t0) / 1e6, (proc_cpu() - p0) * 1e6 / n,
 	     j1 > j0 ? 100.0 * (double)(b1 - b0) / (double)(j1 - j0) : -1.0);
-	if (ok)
+	if (ok) {
 		rate = n / ((double)(r.w.t_last - t0) / 1e9);
-	else
-		fail("client: libmqim: %u sent, %u of %u acknowledged", sent, r.w.done, n);
+	} else {
+		unsigned by_state[8] = { 0 };
+		mqim_outbox(c, count_state, by_state);
+		fail("client: libmqim: %u sent, %u of %u acknowledged, %u failed (client %s; in the "
+		     "outbox: %u queued, %u sent, %u failed)", sent, r.w.done, n, r.w.failed,
+		     mqim_state_name(mqim_get_state(c)), by_state[MQIM_MSG_QUEUED],
+		     by_state[MQIM_MSG_SENT], by_state[MQIM_MSG_FAILED]);
+	}
 	mqim_close(c);
 	waiter_free(&r.w);
 	return rate;
