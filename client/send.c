@@ -508,6 +508,8 @@ int mqim__acks_flush(mqim_client *c, bool pump_between)
 		c->undo_scope = scope;
 		if (next_at < c->next_due)
 			c->next_due = next_at;
+	} else {
+		m->below = true;   /* their rows stay QUEUED: the pump reads them back */
 	}
 	mqim__obmem_acks_drop(m, n);
 	return rc;
