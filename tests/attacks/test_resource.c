@@ -488,6 +488,52 @@ static void packet_id_reuse(struct raw *eve, struct raw *bob)
 	free(b);
 }
 
+/* A true QoS 2 retransmission (DUP, same packet id, same bytes) of an
+ * envelope with a bts slot: the first copy is stamped in the broker's own
+ * buffer, the retransmission (a duplicate) into a fresh one with the same
+ * bts, so the broker sees the same bytes, keeps the first, logs no packet
+ * id reuse, and the message arrives once. */
+static void slotted_retransmission(struct raw *eve, struct raw *bob)
+{
+	struct mqim_env in;
+	memset(&in, 0, sizeof in);
+	in.v = MQIM_ENV_VERSION;
+	memset(in.id, 0x5a, sizeof in.id);
+	in.t = (struct mqim_str){ "msg", 3 };
+	in.fr = (struct mqim_str){ "eve", 3 };
+	in.to = (struct mqim_str){ "bob", 3 };
+	in.ts = 1;
+	in.has_bts = true; /* the slot */
+	void *buf;
+	size_t len;
+	assert_int_equal(mqim_env_encode(&in, &buf, &len), MQIM_OK);
+	struct mqtt_publish p;
+	uint8_t rel[8];
+	memset(&p, 0, sizeof p);
+	p.topic = "im/u/bob";
+	p.qos = 2;
+	p.packet_id = 5001;
+	p.payload = buf;
+	p.payload_len = len;
+	assert_int_equal(raw_publish_send(eve, &p), 0);
+	assert_int_equal(raw_wait_ack(eve, MQTT_PUBREC, 5001, WAIT_MS), 0);
+	p.dup = true;
+	assert_int_equal(raw_publish_send(eve, &p), 0);
+	assert_int_equal(raw_wait_ack(eve, MQTT_PUBREC, 5001, WAIT_MS), 0);
+	assert_int_equal(raw_send(eve, rel, mqtt_enc_ack(rel, sizeof rel, 5, MQTT_PUBREL, 5001, 0)), 0);
+	assert_int_equal(raw_wait_ack(eve, MQTT_PUBCOMP, 5001, WAIT_MS), 0);
+	struct mqtt_pkt m;
+	struct mqim_env env;
+	assert_int_equal(raw_next_publish(bob, &m, WAIT_MS), 0);
+	assert_int_equal(atk_env_decode(m.payload, m.payload_len, &env), 0);
+	assert_memory_equal(env.id, in.id, MQIM_ENV_ID_LEN);
+	assert_true(env.has_bts && env.bts > 1);
+	assert_int_equal(m.payload_len, len);
+	expect_nothing(bob, "bob (slotted retransmission)");
+	assert_int_equal(tbroker_log_count(&W.b, "Reused message ID 5001"), 0);
+	free(buf);
+}
+
 static void qos2_flood_without_pubrel(void **state)
 {
 	enum { SIZE = 8192 };
@@ -501,6 +547,7 @@ static void qos2_flood_without_pubrel(void **state)
 	assert_int_equal(raw_subscribe(&bob, "im/u/bob", MQTT_SUB_QOS(2), WAIT_MS), 2);
 	login(&W, &eve, "eve", "q2");
 	packet_id_reuse(&eve, &bob);
+	slotted_retransmission(&eve, &bob);
 	long rss0 = rss_kb(&W);
 
 	qos2_burst(&eve, 1, N, SIZE, codes);
