@@ -1018,6 +1018,9 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&c->mu);
 
 		run_batch(c, evs);
+#ifdef MQIM_OBMEM_CHECK
+		mqim__obmem_check(c, "turn");
+#endif
 		if (stop || c->close_in_callback)
 			break;
 		pthread_mutex_lock(&c->mu);

@@ -332,6 +332,10 @@ int mqim__send_store(mqim_client *c, void *arg);
 int mqim__send_store_many(mqim_client *c, struct mqim__send_req *const *qs, size_t n);
 
 void mqim__pump(mqim_client *c);
+#ifdef MQIM_OBMEM_CHECK
+/* Debug builds only: complain on stderr where obmem.h's invariant fails. */
+void mqim__obmem_check(mqim_client *c, const char *where);
+#endif
 /* Publish fresh rows (obmem.h) into the free room; no database work. */
 void mqim__pump_fresh(mqim_client *c);
 /* Whether ev is an acknowledgement that mqim__pub_done() settles in
@@ -344,7 +348,9 @@ void mqim__pub_done(mqim_client *c, struct mqim__ev *ev);
  * anything reads our outbox rows or messages' states.  On error the unit
  * is undone and they are lost from the database, not from the broker:
  * their rows stay QUEUED and go again (obmem `below`).  pump_between:
- * feed the link between its statements (mqim__pump_midwork). */
+ * feed the link between its statements (mqim__pump_midwork), then write
+ * the acknowledgements that this took in as well: it returns with none
+ * waiting in memory, so that the commit it precedes leaves none behind. */
 int mqim__acks_flush(mqim_client *c, bool pump_between);
 /* Forget every publish in flight (the link is gone). */
 void mqim__inflight_clear(mqim_client *c);

@@ -28,7 +28,29 @@
  * anything reads the outbox rows or our messages' states again (send.c,
  * mqim__acks_flush).  So a crash may lose them, like the rest of the lazy
  * transaction they would have joined (client.c): that costs a resend the
- * broker drops as a duplicate.
+ * broker drops as a duplicate.  They wait only for a commit to come: one
+ * is taken in during a turn, whose batch or lazy transaction (with its
+ * deadline) commits after it, and the write before a commit
+ * (mqim__acks_flush(c, true)) also writes those taken in while it fed the
+ * link between its statements, so that a commit leaves none here.  One
+ * left behind would wait for a transaction nothing may start: its row
+ * QUEUED on disk, neither in flight nor fresh, `below` false, never read
+ * by the pump nor reported SENT (the tail of a stream, once in about 40
+ * runs of mqim-bench client, before that write).
+ *
+ * The invariant.  Between two turns of the library thread, every outbox
+ * row in state QUEUED is at least one of:
+ *   - in flight: a slot holds its seq (send.c), and its answer will come
+ *     as an event (an acknowledgement, a refusal, or "no answer", which
+ *     sets `below`) unless the link goes, which sets `below`;
+ *   - fresh or tentative here;
+ *   - acknowledged here (acked_seq), with a commit to come;
+ *   - below the bound (seq < mqim__obmem_bound()) with `below` set.
+ * Fresh and tentative rows are in seq order, all above every row once
+ * published from here.  Any step that lets go of a row in none of the
+ * other ways (a rollback, the cap, out of memory, a write of
+ * acknowledgements that failed, mqim_retry) sets `below`; only a read of
+ * the database that reached every QUEUED row below the bound clears it.
  *
  * Thread rules: library thread only.  The structure owns the rows and
  * arrays it holds; rows it returns are borrowed until the next call that

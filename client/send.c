@@ -448,10 +448,11 @@ void mqim__pump(mqim_client *c)
 		int64_t now = mqim__now_ms();
 		bool due = c->next_due <= now;
 		/* Memory says nothing is left to publish: make sure (one read of
-		 * the QUEUED rows' index).  A net: in rare runs of mqim-bench
-		 * client (2 of about 80) some dozens of QUEUED rows were neither
-		 * in flight nor here, for a reason not found yet, and would have
-		 * waited for the next connection. */
+		 * the QUEUED rows' index, after writing any acknowledgement that
+		 * waits).  A net only: the QUEUED rows once found neither in
+		 * flight nor here, in rare runs of mqim-bench client, were
+		 * acknowledgements a commit had left in memory, which
+		 * mqim__acks_flush() no longer does (obmem.h, the invariant). */
 		if (c->inflight_n == 0 && !mqim__obmem_head(&c->obmem) && !c->obmem.t_head)
 			c->obmem.below = true;
 		while (c->inflight_n < c->window) {
@@ -512,6 +513,16 @@ int mqim__acks_flush(mqim_client *c, bool pump_between)
 		m->below = true;   /* their rows stay QUEUED: the pump reads them back */
 	}
 	mqim__obmem_acks_drop(m, n);
+	/* What the pump took in between the statements is written too, now
+	 * without pumping, so that none is left for after the commit that
+	 * follows (commit_tx): an acknowledgement that outlives its
+	 * transaction waits for the next one, which nothing may start
+	 * (obmem.h). */
+	if (pump_between && m->nacked > 0) {
+		int rc2 = mqim__acks_flush(c, false);
+		if (rc == MQIM_OK)
+			rc = rc2;
+	}
 	return rc;
 }
 
@@ -680,3 +691,79 @@ MQIM_EXPORT int mqim_mark_read(mqim_client *c, const char *from, const uint8_t i
 	memcpy(q.id, id, 16);
 	return mqim__call(c, do_mark_read, &q);
 }
+
+#ifdef MQIM_OBMEM_CHECK
+/* Debug only (make CFLAGS=-DMQIM_OBMEM_CHECK): after each turn, the
+ * invariants of obmem.h, checked against the database; complaints go to
+ * stderr.  Reads every QUEUED row: slow with a long outbox. */
+static int cmp64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void mqim__obmem_check(mqim_client *c, const char *where)
+{
+	struct mqim__obmem *m = &c->obmem;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(c->db.h, "SELECT seq FROM outbox WHERE state=1 ORDER BY seq", -1,
+			       &st, NULL) != SQLITE_OK)
+		return;
+	int64_t *acks = m->nacked ? malloc(m->nacked * sizeof *acks) : NULL;
+	if (m->nacked && !acks) {
+		sqlite3_finalize(st);
+		return;
+	}
+	if (m->nacked) {
+		memcpy(acks, m->acked_seq, m->nacked * sizeof *acks);
+		qsort(acks, m->nacked, sizeof *acks, cmp64);
+	}
+	int64_t bound = mqim__obmem_bound(m);
+	const struct mqim__fresh *h = m->head, *t = m->t_head;
+	size_t ai = 0, bad = 0, total = 0;
+	int64_t first_bad = -1, last_bad = -1;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(st, 0);
+		total++;
+		while (h && h->r.seq < seq)
+			h = h->next;
+		while (t && t->r.seq < seq)
+			t = t->next;
+		while (ai < m->nacked && acks[ai] < seq)
+			ai++;
+		if ((h && h->r.seq == seq) || (t && t->r.seq == seq) ||
+		    (ai < m->nacked && acks[ai] == seq) || slot_find(c, seq) >= 0 ||
+		    (m->below && seq < bound))
+			continue;
+		if (bad++ == 0)
+			first_bad = seq;
+		last_bad = seq;
+	}
+	sqlite3_finalize(st);
+	free(acks);
+	/* Memory in seq order. */
+	int64_t prev = INT64_MIN;
+	bool order = true;
+	for (const struct mqim__fresh *f = m->head; f; f = f->next) {
+		if (f->r.seq <= prev)
+			order = false;
+		prev = f->r.seq;
+	}
+	for (const struct mqim__fresh *f = m->t_head; f; f = f->next) {
+		if (f->r.seq <= prev)
+			order = false;
+		prev = f->r.seq;
+	}
+	/* Acknowledgements wait in memory only for a commit to come: the
+	 * lazy transaction's (its deadline wakes the library thread). */
+	if (m->nacked && c->lazy_until == INT64_MAX)
+		fprintf(stderr, "OBMEM CHECK %s: %zu acknowledgements in memory and no commit to come\n",
+			where, m->nacked);
+	if (bad || !order)
+		fprintf(stderr, "OBMEM CHECK %s: %zu of %zu QUEUED rows lost (%lld..%lld), bound %lld, "
+			"below %d, head %lld, t_head %lld, inflight %u, nacked %zu, order %d\n",
+			where, bad, total, (long long)first_bad, (long long)last_bad, (long long)bound,
+			m->below, m->head ? (long long)m->head->r.seq : -1LL,
+			m->t_head ? (long long)m->t_head->r.seq : -1LL, c->inflight_n, m->nacked, order);
+}
+#endif
