@@ -488,11 +488,15 @@ int mqim__acks_flush(mqim_client *c, bool pump_between)
 	 * (history.h).  A row in flight changed by another path has its slot
 	 * changed too (pub_done, mqim__receipted), so all of them move unless
 	 * something unforeseen happened: then each is looked at.  Between
-	 * statements the link may be fed (acknowledgements then join the
-	 * arrays, after the first n). */
+	 * the statements for the first n the link may be fed: what it brings
+	 * joins the arrays after them and is written too (the loop runs to
+	 * the arrays' end, feeding no more), so that none is left for after
+	 * the commit that follows (commit_tx): an acknowledgement that
+	 * outlives its transaction waits for the next one, which nothing may
+	 * start (obmem.h). */
 	size_t moved = 0;
-	for (size_t i = 0; rc == MQIM_OK && i < n; i += MQIM__DB_BULK) {
-		size_t k = n - i < MQIM__DB_BULK ? n - i : MQIM__DB_BULK, changed = 0;
+	for (size_t i = 0; rc == MQIM_OK && i < m->nacked; i += MQIM__DB_BULK) {
+		size_t k = m->nacked - i < MQIM__DB_BULK ? m->nacked - i : MQIM__DB_BULK, changed = 0;
 		rc = mqim__ob_sent_bulk(&c->ob, m->acked_seq + i, k, next_at, &changed);
 		for (size_t j = i; rc == MQIM_OK && j < i + k; j++)
 			if (changed == k || mqim__ob_moved(&c->ob, m->acked_seq[j], next_at))
@@ -504,25 +508,15 @@ int mqim__acks_flush(mqim_client *c, bool pump_between)
 	if (rc == MQIM_OK) {
 		bool scope = c->undo_scope;
 		c->undo_scope = true;   /* reports work of the open transaction */
-		for (size_t i = 0; i < moved; i++)
-			mqim__note_msg_state(c, m->acked_id[i], MQIM_MSG_SENT, MQIM_OK);
+		for (size_t j = 0; j < moved; j++)
+			mqim__note_msg_state(c, m->acked_id[j], MQIM_MSG_SENT, MQIM_OK);
 		c->undo_scope = scope;
 		if (next_at < c->next_due)
 			c->next_due = next_at;
 	} else {
 		m->below = true;   /* their rows stay QUEUED: the pump reads them back */
 	}
-	mqim__obmem_acks_drop(m, n);
-	/* What the pump took in between the statements is written too, now
-	 * without pumping, so that none is left for after the commit that
-	 * follows (commit_tx): an acknowledgement that outlives its
-	 * transaction waits for the next one, which nothing may start
-	 * (obmem.h). */
-	if (pump_between && m->nacked > 0) {
-		int rc2 = mqim__acks_flush(c, false);
-		if (rc == MQIM_OK)
-			rc = rc2;
-	}
+	mqim__obmem_acks_clear(m);
 	return rc;
 }
 

@@ -98,6 +98,13 @@ static void classify(struct mqim_ctx *ctx, const char *topic, struct mqim_topic 
 	*g = c->group;
 }
 
+/* 'u', 'g' or 'p' for a topic "im/x/...", else 0 (nothing is validated). */
+static char im_kind(const char *topic)
+{
+	return topic[0] == 'i' && topic[1] == 'm' && topic[2] == '/' && topic[3] && topic[4] == '/'
+	       ? topic[3] : 0;
+}
+
 /* The topics a session meets most, known without classifying: its own
  * inbox (every delivery of a chat), the inbox it last wrote to, the group
  * it last used: one strcmp against a name already known to be valid.
@@ -105,10 +112,9 @@ static void classify(struct mqim_ctx *ctx, const char *topic, struct mqim_topic 
 static bool classify_known(const struct mqim_session *s, const struct mqim_user *u,
 			   const char *topic, struct mqim_topic *t, struct mqim_group **g)
 {
-	if (topic[0] != 'i' || topic[1] != 'm' || topic[2] != '/' || !topic[3] || topic[4] != '/')
-		return false;
+	char kind = im_kind(topic);
 	const char *rest = topic + 5;
-	if (topic[3] == 'u') {
+	if (kind == 'u') {
 		const struct mqim_user *to = s->peer && !strcmp(rest, s->peer->name) ? s->peer
 					     : !strcmp(rest, u->name) ? u : NULL;
 		if (!to)
@@ -117,7 +123,7 @@ static bool classify_known(const struct mqim_session *s, const struct mqim_user 
 		*g = NULL;
 		return true;
 	}
-	if (topic[3] != 'g' || !s->group || strcmp(rest, s->group->name))
+	if (kind != 'g' || !s->group || strcmp(rest, s->group->name))
 		return false;
 	*t = (struct mqim_topic){ MQIM_TOPIC_GROUP, rest, s->group->name_len, false, false };
 	*g = s->group;
@@ -216,12 +222,8 @@ static bool deliverable(struct mqim_ctx *ctx, const struct mqim_user *u, const v
  * member while that cache holds (renewed when the tables change). */
 static bool known_read(const struct mqim_session *s, const char *topic)
 {
-	if (topic[0] != 'i' || topic[1] != 'm' || topic[2] != '/')
-		return false;
-	if (topic[3] == 'u')
-		return topic[4] == '/';
-	return topic[3] == 'g' && topic[4] == '/' && s && s->group &&
-	       !strcmp(topic + 5, s->group->name);
+	char kind = im_kind(topic);
+	return kind == 'u' || (kind == 'g' && s && s->group && !strcmp(topic + 5, s->group->name));
 }
 
 /* Deliveries: re-checked each time, so a removal bites at once.  Payload

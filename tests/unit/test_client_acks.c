@@ -173,6 +173,18 @@ static size_t sent_notes(mqim_client *c)
 	return n;
 }
 
+/* N_WAITING acknowledgements waiting in memory, N_ARRIVING rows in flight
+ * whose PUBACKs are queued. */
+static void waiting_and_arriving(struct fixture *f)
+{
+	mqim_client *c = f->c;
+	add_rows(f);
+	for (int i = 0; i < N_WAITING; i++)
+		assert_true(mqim__obmem_ack(&c->obmem, f->seq[i], f->id[i]));
+	for (int i = N_WAITING; i < N_ROWS; i++)
+		in_flight_then_acked(f, i);
+}
+
 /* The write before a commit (commit_tx: mqim__acks_flush(c, true), then
  * COMMIT) leaves no acknowledgement in memory, those that the link fed
  * between its statements included: every row is SENT in what is
@@ -182,11 +194,7 @@ static void test_flush_before_commit_writes_what_came_meanwhile(void **state)
 	struct fixture *f = *state;
 	mqim_client *c = f->c;
 
-	add_rows(f);
-	for (int i = 0; i < N_WAITING; i++)
-		assert_true(mqim__obmem_ack(&c->obmem, f->seq[i], f->id[i]));
-	for (int i = N_WAITING; i < N_ROWS; i++)
-		in_flight_then_acked(f, i);
+	waiting_and_arriving(f);
 	assert_true(mqim__ack_simple(c, c->q_head));
 
 	/* A lazy transaction open, as the library thread commits it. */
@@ -214,11 +222,7 @@ static void test_flush_without_pump(void **state)
 	struct fixture *f = *state;
 	mqim_client *c = f->c;
 
-	add_rows(f);
-	for (int i = 0; i < N_WAITING; i++)
-		assert_true(mqim__obmem_ack(&c->obmem, f->seq[i], f->id[i]));
-	for (int i = N_WAITING; i < N_ROWS; i++)
-		in_flight_then_acked(f, i);
+	waiting_and_arriving(f);
 
 	assert_int_equal(mqim__db_begin(&c->db), MQIM_OK);
 	assert_int_equal(mqim__acks_flush(c, false), MQIM_OK);
