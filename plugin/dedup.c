@@ -6,17 +6,22 @@
  * ring, so probes stay short; deletions use backward shifting, so no
  * tombstones ever accumulate.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "dedup.h"
 
+/* Also the record of mqim_dedup_dump(), whose last 4 bytes (hash) mean
+ * nothing outside this run. */
 struct entry {
 	uint8_t id[16];
 	uint64_t bts;
 	uint32_t sender;
 	uint32_t hash;          /* index hash, kept to avoid recomputing it */
 };
+_Static_assert(sizeof(struct entry) == MQIM_DEDUP_REC && offsetof(struct entry, bts) == 16 &&
+	       offsetof(struct entry, sender) == 24, "the record of mqim_dedup_dump()");
 
 struct mqim_dedup {
 	struct entry *ring;
@@ -176,6 +181,16 @@ int mqim_dedup_foreach(const struct mqim_dedup *d,
 			return rc;
 	}
 	return 0;
+}
+
+int mqim_dedup_dump(const struct mqim_dedup *d,
+		    int (*cb)(void *ctx, const void *recs, size_t n), void *ctx)
+{
+	uint32_t first = d->cap - d->head < d->count ? d->cap - d->head : d->count;
+	int rc = first ? cb(ctx, d->ring + d->head, first) : 0;
+	if (!rc && d->count > first)
+		rc = cb(ctx, d->ring, d->count - first);
+	return rc;
 }
 
 size_t mqim_dedup_count(const struct mqim_dedup *d)

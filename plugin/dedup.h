@@ -43,6 +43,16 @@ int mqim_dedup_foreach(const struct mqim_dedup *d,
 		       int (*cb)(void *ctx, uint32_t sender, const uint8_t id[16], uint64_t bts),
 		       void *ctx);
 
+/* Every entry, oldest first, as records of MQIM_DEDUP_REC bytes: the
+ * 16-byte id, bts (u64), sender (u32), then 4 bytes of no meaning, in host
+ * byte order.  cb gets them in at most two runs of n records (its bytes are
+ * the set's own memory: one write each saves a million ids), and its
+ * non-zero return stops the walk and is returned.  The set must not change
+ * during the walk. */
+#define MQIM_DEDUP_REC 32
+int mqim_dedup_dump(const struct mqim_dedup *d,
+		    int (*cb)(void *ctx, const void *recs, size_t n), void *ctx);
+
 /* Entries held now, and bytes allocated in all. */
 size_t mqim_dedup_count(const struct mqim_dedup *d);
 size_t mqim_dedup_bytes(const struct mqim_dedup *d);

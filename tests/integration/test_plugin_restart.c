@@ -95,6 +95,61 @@ static void dedup_survives_graceful_restart(void **state)
 	tbroker_cleanup(&b);
 }
 
+/* The saved window keeps only users that still exist at the next start,
+ * and a file of another format is named and ignored, never misread. */
+static void dedup_file_users_and_versions(void **state)
+{
+	struct tbroker b;
+	uint8_t id[16], id2[16];
+	char path[4200];
+	(void)state;
+	setup_broker(&b);
+	assert_int_equal(tbroker_add_user(&b, "carol", "carol-pw", false), 0);
+	assert_int_equal(tbroker_sighup(&b), 0);
+	trandom_id(id);
+	trandom_id(id2);
+
+	struct tclient *bob = tclient_login(b.port, "bob", "bob", "bob-pw");
+	struct tclient *alice = tclient_login(b.port, "alice", "alice", "alice-pw");
+	struct tclient *carol = tclient_login(b.port, "carol", "carol", "carol-pw");
+	assert_non_null(carol);
+	assert_int_equal(tclient_subscribe(bob, "im/u/bob", 1), 1);
+	assert_int_equal(send_with_id(alice, "alice", "bob", id, "from alice"), 0);
+	assert_int_equal(send_with_id(carol, "carol", "bob", id2, "from carol"), 0);
+	assert_int_equal(tclient_drain(bob, 300), 2);
+	tclient_free(alice);
+	tclient_free(carol);
+	tclient_free(bob);
+
+	/* carol is deleted while the broker is down: only alice's id loads */
+	assert_int_equal(tbroker_stop(&b), 0);
+	assert_true(tbroker_log_count(&b, "mqim: saved 2 de-duplication entries") >= 1);
+	assert_int_equal(tbroker_del_user(&b, "carol"), 0);
+	assert_int_equal(tbroker_start(&b), 0);
+	assert_true(tbroker_log_wait(&b, "mqim: loaded 1 de-duplication entries", 2000));
+	bob = tclient_login(b.port, "bob", "bob", "bob-pw");
+	alice = tclient_login(b.port, "alice", "alice", "alice-pw");
+	assert_int_equal(tclient_subscribe(bob, "im/u/bob", 1), 1);
+	assert_int_equal(send_with_id(alice, "alice", "bob", id, "from alice"), 0);
+	assert_int_equal(tclient_drain(bob, 300), 0);
+	tclient_free(alice);
+	tclient_free(bob);
+
+	/* a file of the first format: named in the log, ignored, the broker runs */
+	assert_int_equal(tbroker_stop(&b), 0);
+	snprintf(path, sizeof path, "%s.dedup", b.db_path);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite("MQIMDD1\n\x05alice0123456789abcdef01234567", 1, 38, f), 38);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(tbroker_start(&b), 0);
+	assert_true(tbroker_log_wait(&b, "not a de-duplication file of this version", 2000));
+	alice = tclient_login(b.port, "alice", "alice", "alice-pw");
+	assert_non_null(alice);
+	tclient_free(alice);
+	tbroker_cleanup(&b);
+}
+
 static void sighup_x10_under_load(void **state)
 {
 	enum { N = 200 };
@@ -136,6 +191,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(dedup_survives_graceful_restart),
+		cmocka_unit_test(dedup_file_users_and_versions),
 		cmocka_unit_test(sighup_x10_under_load),
 	};
 	return cmocka_run_group_tests_name("plugin restart", tests, NULL, NULL);

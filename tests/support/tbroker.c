@@ -629,6 +629,16 @@ int tbroker_add_group(struct tbroker *b, const char *gid, const char *const *mem
 	return rc == MQIM_OK ? 0 : -1;
 }
 
+int tbroker_del_user(struct tbroker *b, const char *name)
+{
+	struct mqim_store *st = open_store(b);
+	if (!st)
+		return -1;
+	int rc = mqim_store_user_del(st, name);
+	mqim_store_close(st);
+	return rc == MQIM_OK ? 0 : -1;
+}
+
 int tbroker_set_disabled(struct tbroker *b, const char *name, bool disabled)
 {
 	struct mqim_store *st = open_store(b);

@@ -73,6 +73,7 @@ int tbroker_cleanup(struct tbroker *b);
  * follow with tbroker_sighup() to make a running broker see it). */
 int tbroker_add_user(struct tbroker *b, const char *name, const char *password, bool admin);
 int tbroker_add_group(struct tbroker *b, const char *gid, const char *const *members);
+int tbroker_del_user(struct tbroker *b, const char *name);
 int tbroker_set_disabled(struct tbroker *b, const char *name, bool disabled);
 int tbroker_del_member(struct tbroker *b, const char *gid, const char *user);
 
