@@ -680,7 +680,12 @@ fast_value(enum env_key k, const uint8_t *p, size_t avail, struct mqim_env *env,
 	case K_TS:
 	case K_BTS: {
 		uint64_t v = b;
-		if (b >= 0xcc && b <= 0xcf) {
+		if (b == 0xcf) { /* a clock in ms, and the bts slot: uint 64 */
+			if (avail <= 8)
+				return 0;
+			w = 8;
+			v = be_at(p + 1, 8);
+		} else if (b >= 0xcc && b <= 0xce) {
 			w = (size_t)1 << (b - 0xcc);
 			if (w >= avail)
 				return 0;
@@ -728,24 +733,20 @@ fast_value(enum env_key k, const uint8_t *p, size_t avail, struct mqim_env *env,
 
 /* The entry at p[*off] when its key is the n-byte fixstr `word` and its
  * value a whole value of known key k that fast_value() takes: stored, *off
- * moved past it, 1.  0 when the key is another; -1 when the value is not
- * one fast_value() takes.  Inlined with constant k, word and n. */
+ * moved past it, 1.  0 when the key is another, or when fewer than 8 bytes
+ * are left (one load reads the key; the envelopes this path is for end
+ * with a 13-byte bts entry); -1 when the value is not one fast_value()
+ * takes.  Inlined with constant k, word and n. */
 static inline __attribute__((always_inline)) int
 canon_entry(const uint8_t *p, size_t len, size_t *off, enum env_key k, uint64_t word,
 	    unsigned n, struct mqim_env *env, bool names)
 {
-	uint64_t got = 0;
+	uint64_t got;
 	size_t avail = len - *off;
-	if (avail <= n) /* the key and at least one byte of value */
+	if (avail < 8)
 		return 0;
-	if (avail >= 8) { /* one load; n < 8 */
-		memcpy(&got, p + *off, 8);
-		got = le64toh(got) & ((UINT64_C(1) << (8 * n)) - 1);
-	} else {
-		memcpy(&got, p + *off, n);
-		got = le64toh(got);
-	}
-	if (got != word)
+	memcpy(&got, p + *off, 8);
+	if ((le64toh(got) & ((UINT64_C(1) << (8 * n)) - 1)) != word)
 		return 0;
 	size_t v = fast_value(k, p + *off + n, avail - n, env, names);
 	if (!v)
@@ -756,15 +757,16 @@ canon_entry(const uint8_t *p, size_t len, size_t *off, enum env_key k, uint64_t 
 
 /* The envelopes libmqim and mqim_env_encode() send: a fixmap of the six
  * required keys, then some of ct, body, ref and bts, in that order, every
- * key a fixstr and every value of a form fast_value() takes.  Such bytes
- * can break no rule that decode_pass() checks (every value is whole and
- * valid, the keys are distinct), so reading them is all there is to do, in
- * straight-line code.  Returns MQIM_OK with *env and *lay filled, or 1 for
- * anything else, *env then unspecified. */
-static int decode_canonical(const uint8_t *p, size_t len, struct mqim_env *env,
-			    struct layout *lay, bool names)
+ * key a fixstr and every value of a form fast_value() takes, at least 8
+ * bytes from each key to the end.  Such bytes can break no rule that
+ * decode_pass() checks (every value is whole and valid, the keys are
+ * distinct), so reading them is all there is to do, in straight-line
+ * code, and every field of *env is written here, the layout included (no
+ * memset first).  Returns MQIM_OK with *env filled, or 1 for anything
+ * else, *env then unspecified. */
+static int decode_canonical(const uint8_t *p, size_t len, struct mqim_env *env, bool names)
 {
-	size_t off = 1 + 8 + MQIM_ENV_ID_LEN;
+	size_t off = 1 + 8 + MQIM_ENV_ID_LEN, from;
 	unsigned left = p[0] & 0x0f;
 	uint64_t head;
 	int m;
@@ -784,7 +786,10 @@ static int decode_canonical(const uint8_t *p, size_t len, struct mqim_env *env,
 	    canon_entry(p, len, &off, K_TS, KEY3(0xa2, 't', 's'), 3, env, names) != 1)
 		return 1;
 	left -= 6;
-	lay->hdr = 1, lay->pairs = p[0] & 0x0f, lay->nbts = 0;
+	env->ct = (struct mqim_str){ NULL, 0 };
+	env->body = NULL, env->body_len = 0, env->has_body = false, env->body_is_str = false;
+	env->has_ref = false;
+	env->bts = 0, env->has_bts = false;
 	if (left && (m = canon_entry(p, len, &off, K_CT, KEY3(0xa2, 'c', 't'), 3, env, names))) {
 		if (m < 0)
 			return 1;
@@ -800,11 +805,15 @@ static int decode_canonical(const uint8_t *p, size_t len, struct mqim_env *env,
 			return 1;
 		left--;
 	}
-	lay->cut[0][0] = off;
+	from = off;
+	env->at.hdr = 1, env->at.pairs = p[0] & 0x0f;
+	env->at.has_bts_entry = false, env->at.bts_from = 0, env->at.bts_to = 0;
 	if (left && (m = canon_entry(p, len, &off, K_BTS, KEY4(0xa3, 'b', 't', 's'), 4, env, names))) {
 		if (m < 0)
 			return 1;
-		lay->cut[0][1] = off, lay->nbts = 1, left--;
+		env->at.has_bts_entry = true;
+		env->at.bts_from = (uint32_t)from, env->at.bts_to = (uint32_t)off;
+		left--;
 	}
 	if (left || off != len || (!env->has_ref && is_receipt(env->t)))
 		return 1;
@@ -974,21 +983,33 @@ int mqim_env_decode_ex(const void *buf, size_t len, size_t max_len, unsigned fla
 {
 	struct mqim_env_error e = { MQIM_OK, NULL, NULL };
 	struct layout lay;
+	size_t limit = max_len ? max_len : MQIM_ENV_MAX_DEFAULT;
 
+	/* the envelopes clients send: no other pass */
+	if (env && buf && len && len <= limit) {
+#ifdef MQIM_ENV_CROSSCHECK
+		memset(env, 0, sizeof(*env)); /* crosscheck() compares every byte */
+#endif
+		if (decode_canonical(buf, len, env, !(flags & MQIM_ENV_NAMES_CHECKED)) == MQIM_OK) {
+#ifdef MQIM_ENV_CROSSCHECK
+			if (!(flags & MQIM_ENV_NAMES_CHECKED))
+				crosscheck(buf, len, env, &e);
+#endif
+			if (err)
+				*err = e;
+			return MQIM_OK;
+		}
+	}
 	if (!env || (!buf && len)) {
 		refuse(&e, MQIM_EINVAL, NULL, "invalid argument");
 		goto out;
 	}
 	memset(env, 0, sizeof(*env));
-	if (len > (max_len ? max_len : MQIM_ENV_MAX_DEFAULT)) {
+	if (len > limit) {
 		refuse(&e, MQIM_ETOOBIG, NULL, "the envelope is larger than the configured limit");
 		goto out;
 	}
-	int rc = len ? decode_canonical(buf, len, env, &lay, !(flags & MQIM_ENV_NAMES_CHECKED)) : 1;
-	if (rc == 1) {
-		memset(env, 0, sizeof(*env));
-		rc = decode_pass(buf, len, env, &lay, &e);
-	}
+	int rc = decode_pass(buf, len, env, &lay, &e);
 	if (rc == 1)
 		decode_msgpack(buf, len, env, &lay, &e);
 	if (e.code == MQIM_OK)
