@@ -13,7 +13,10 @@
  * matched against the subscriber's name again: the subscribe check admits
  * no subscription that matches another user's inbox (im/ topics are
  * subscribed to literally, without wildcards), so only the duplicate and
- * account-age checks remain.
+ * account-age checks remain; and the deliveries of the inbox message the
+ * message event accepted last (ctx->fresh_inbox, message.c), which follow
+ * it at once, need none of them: that event found the owner existing, not
+ * disabled, and no older than the message, and marks no duplicate.
  *
  * Return contract (Mosquitto 2.0):
  *   MOSQ_ERR_SUCCESS     allowed
@@ -108,19 +111,20 @@ static char im_kind(const char *topic)
 /* The topics a session meets most, known without classifying: its own
  * inbox (every delivery of a chat), the inbox it last wrote to, the group
  * it last used: one strcmp against a name already known to be valid.
- * False for anything else (classify() then). */
-static bool classify_known(const struct mqim_session *s, const struct mqim_user *u,
-			   const char *topic, struct mqim_topic *t, struct mqim_group **g)
+ * False for anything else (classify() then).  *owner: an inbox's owner. */
+static bool classify_known(const struct mqim_session *s, struct mqim_user *u, const char *topic,
+			   struct mqim_topic *t, struct mqim_group **g, struct mqim_user **owner)
 {
 	char kind = im_kind(topic);
 	const char *rest = topic + 5;
 	if (kind == 'u') {
-		const struct mqim_user *to = s->peer && !strcmp(rest, s->peer->name) ? s->peer
-					     : !strcmp(rest, u->name) ? u : NULL;
+		struct mqim_user *to = s->peer && !strcmp(rest, s->peer->name) ? s->peer
+				       : !strcmp(rest, u->name) ? u : NULL;
 		if (!to)
 			return false;
 		*t = (struct mqim_topic){ MQIM_TOPIC_INBOX, rest, to->name_len, false, false };
 		*g = NULL;
+		*owner = to;
 		return true;
 	}
 	if (kind != 'g' || !s->group || strcmp(rest, s->group->name))
@@ -132,15 +136,18 @@ static bool classify_known(const struct mqim_session *s, const struct mqim_user 
 
 /* classify(), after classify_known() for a client with a session s (its
  * user u); a write to an inbox other than the last one makes it the last
- * one (s->peer, also the push hook's recipient cache). */
-static void classify_for(struct mqim_ctx *ctx, struct mqim_session *s, const struct mqim_user *u,
-			 bool write, const char *topic, struct mqim_topic *t, struct mqim_group **g)
+ * one (s->peer, also the push hook's recipient cache).  *owner gets the
+ * owner of an inbox when it was found (NULL otherwise). */
+static void classify_for(struct mqim_ctx *ctx, struct mqim_session *s, struct mqim_user *u,
+			 bool write, const char *topic, struct mqim_topic *t, struct mqim_group **g,
+			 struct mqim_user **owner)
 {
-	if (s && u && classify_known(s, u, topic, t, g))
+	*owner = NULL;
+	if (s && u && classify_known(s, u, topic, t, g, owner))
 		return;
 	classify(ctx, topic, t, g);
 	if (s && write && t->kind == MQIM_TOPIC_INBOX)
-		s->peer = mqim__user_find_n(ctx, t->name, t->name_len);
+		*owner = s->peer = mqim__user_find_n(ctx, t->name, t->name_len);
 }
 
 /* u is a member of the group t names.  g, when not NULL, is that group;
@@ -256,7 +263,7 @@ static const char *check_read(struct mqim_ctx *ctx, struct mqim_session *s, stru
  * Kept in ctx->last_write for the message event that follows. */
 static const char *check_envelope(struct mqim_ctx *ctx, struct mqim_session *s,
 				  struct mqim_user *u, const struct mqim_topic *t,
-				  const struct mosquitto_evt_acl_check *ed)
+				  struct mqim_user *owner, const struct mosquitto_evt_acl_check *ed)
 {
 	struct mqim_last_write *lw = &ctx->last_write;
 	struct mqim_env_error err;
@@ -280,6 +287,7 @@ static const char *check_envelope(struct mqim_ctx *ctx, struct mqim_session *s,
 	lw->t = *t;
 	lw->user = u;
 	lw->session = s;
+	lw->owner = owner;
 	return NULL;
 }
 
@@ -288,7 +296,8 @@ static const char *check_envelope(struct mqim_ctx *ctx, struct mqim_session *s,
  * will.  s is the client's session when its cache may be used. */
 static const char *check_write(struct mqim_ctx *ctx, bool has_session, struct mqim_session *s,
 			       struct mqim_user *u, const struct mqim_topic *t,
-			       const struct mqim_group *g, const struct mosquitto_evt_acl_check *ed)
+			       const struct mqim_group *g, struct mqim_user *owner,
+			       const struct mosquitto_evt_acl_check *ed)
 {
 	if (t->kind != MQIM_TOPIC_PRESENCE && !has_session)
 		return "a will may only go to the user's own presence topic";
@@ -302,7 +311,7 @@ static const char *check_write(struct mqim_ctx *ctx, bool has_session, struct mq
 	case MQIM_TOPIC_PRESENCE:
 		if (!same_name(t, u))
 			return "presence of another user";
-		return check_envelope(ctx, s, u, t, ed);
+		return check_envelope(ctx, s, u, t, NULL, ed);
 	case MQIM_TOPIC_CONTROL:
 		return u->admin ? NULL : "admins only";
 	case MQIM_TOPIC_CONTROL_RESP:
@@ -315,7 +324,7 @@ static const char *check_write(struct mqim_ctx *ctx, bool has_session, struct mq
 	}
 	if (ed->retain)
 		return "retained messages are refused on inboxes and groups";
-	return check_envelope(ctx, s, u, t, ed);
+	return check_envelope(ctx, s, u, t, owner, ed);
 }
 
 /* The client's user, from its session when it has one whose login is the
@@ -338,12 +347,13 @@ static struct mqim_user *client_user(struct mqim_ctx *ctx, const struct mosquitt
 	return mqim__user_find(ctx, name);
 }
 
-int mqim__on_acl_check(int event, void *event_data, void *userdata)
+/* Every check but the deliveries of the inbox message just accepted. */
+static __attribute__((noinline)) int acl_check(struct mosquitto_evt_acl_check *ed,
+					       struct mqim_ctx *ctx)
 {
-	struct mosquitto_evt_acl_check *ed = event_data;
-	struct mqim_ctx *ctx = userdata;
 	struct mqim_topic t;
 	struct mqim_group *g;
+	struct mqim_user *owner;
 	const char *reason, *what;
 
 	if (ed->access == MOSQ_ACL_UNSUBSCRIBE)
@@ -363,17 +373,32 @@ int mqim__on_acl_check(int event, void *event_data, void *userdata)
 		if (u && known_read(s, ed->topic))
 			return deliverable(ctx, u, ed->payload, ed->payloadlen) ? MOSQ_ERR_SUCCESS
 									: MOSQ_ERR_ACL_DENIED;
-		classify_for(ctx, s, u, false, ed->topic, &t, &g);
+		classify_for(ctx, s, u, false, ed->topic, &t, &g, &owner);
 		reason = !u ? nouser : check_read(ctx, s, u, &t, g, ed->payload, ed->payloadlen);
 		/* deliveries are not logged: a refusal here is routine, not an attack */
 		return reason ? MOSQ_ERR_ACL_DENIED : MOSQ_ERR_SUCCESS;
 	} else {
 		what = "publish";
-		classify_for(ctx, s, u, true, ed->topic, &t, &g);
-		reason = !u ? nouser : check_write(ctx, has_session, s, u, &t, g, ed);
+		ctx->fresh_inbox = NULL;
+		classify_for(ctx, s, u, true, ed->topic, &t, &g, &owner);
+		reason = !u ? nouser : check_write(ctx, has_session, s, u, &t, g, owner, ed);
 	}
 	if (!reason)
 		return MOSQ_ERR_SUCCESS;
 	mqim__deny(ed->client, what, ed->topic, reason);
 	return MOSQ_ERR_ACL_DENIED;
+}
+
+int mqim__on_acl_check(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_acl_check *ed = event_data;
+	struct mqim_ctx *ctx = userdata;
+	(void)event;
+
+	/* a delivery of the inbox message just accepted (message.c): only its
+	 * owner can be subscribed, who was checked then */
+	if (ed->access == MOSQ_ACL_READ && ed->payload == ctx->fresh_inbox && ed->payload &&
+	    im_kind(ed->topic) == 'u')
+		return MOSQ_ERR_SUCCESS;
+	return acl_check(ed, ctx);
 }

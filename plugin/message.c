@@ -100,7 +100,7 @@ void mqim__poison_free(struct mqim_ctx *ctx)
  * im/u, im/g or im/p. */
 static int message_of(struct mqim_ctx *ctx, const struct mosquitto_evt_message *ed,
 		      struct mqim_topic *t, const struct mqim_env **env, struct mqim_user **u,
-		      struct mqim_session **s)
+		      struct mqim_session **s, struct mqim_user **owner)
 {
 	struct mqim_last_write *lw = &ctx->last_write;
 	if (lw->payload == ed->payload && lw->len == ed->payloadlen && lw->client == ed->client &&
@@ -109,10 +109,12 @@ static int message_of(struct mqim_ctx *ctx, const struct mosquitto_evt_message *
 		*env = &lw->env;
 		*u = lw->user;
 		*s = lw->session;
+		*owner = lw->owner;
 		lw->payload = NULL;
 		return MQIM_OK;
 	}
 	*s = NULL;
+	*owner = NULL;
 	mqim_topic_classify(ed->topic, t);
 	if (t->kind != MQIM_TOPIC_INBOX && t->kind != MQIM_TOPIC_GROUP &&
 	    t->kind != MQIM_TOPIC_PRESENCE)
@@ -135,11 +137,14 @@ static void hex16(const uint8_t id[16], char out[33])
 	out[32] = '\0';
 }
 
-/* The user whose inbox t names; s, when not NULL, is the sender's
- * session, whose cache holds the last one. */
+/* The user whose inbox t names: owner when the write check found it, else
+ * looked up; s, when not NULL, is the sender's session, whose cache holds
+ * the last one. */
 static struct mqim_user *inbox_owner(struct mqim_ctx *ctx, struct mqim_session *s,
-				     const struct mqim_topic *t)
+				     const struct mqim_topic *t, struct mqim_user *owner)
 {
+	if (owner)
+		return owner;
 	struct mqim_user *to = s ? s->peer : NULL;
 	if (to && to->name_len == t->name_len && !memcmp(to->name, t->name, t->name_len))
 		return to;
@@ -201,13 +206,13 @@ static void push_group(const struct mqim_group *g, const char *from, const uint8
 
 /* Push: one small JSON notice per message whose recipients have no session,
  * for a push gateway (an admin account) subscribed to MQIM_PUSH_TOPIC.  No
- * body: the gateway learns who wrote to whom, not what.  s as for
- * inbox_owner(). */
+ * body: the gateway learns who wrote to whom, not what.  s and owner as
+ * for inbox_owner(). */
 static void push_notify(struct mqim_ctx *ctx, struct mqim_session *s, const struct mqim_topic *t,
-			const char *from, const uint8_t id[16], uint64_t bts)
+			struct mqim_user *owner, const char *from, const uint8_t id[16], uint64_t bts)
 {
 	if (t->kind == MQIM_TOPIC_INBOX) {
-		struct mqim_user *to = inbox_owner(ctx, s, t);
+		struct mqim_user *to = inbox_owner(ctx, s, t, owner);
 		if (to && !to->online)
 			push_inbox(to, from, id, bts);
 	} else {
@@ -302,10 +307,11 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 	struct mqim_ctx *ctx = userdata;
 	struct mqim_topic t;
 	const struct mqim_env *env;
-	struct mqim_user *u = NULL;
+	struct mqim_user *u = NULL, *owner;
 	struct mqim_session *s;
 
-	int rc = message_of(ctx, ed, &t, &env, &u, &s);
+	ctx->fresh_inbox = NULL;
+	int rc = message_of(ctx, ed, &t, &env, &u, &s, &owner);
 	if (rc == MQIM_ENOTFOUND)
 		return MOSQ_ERR_SUCCESS; /* the write check let nothing else through */
 	if (rc != MQIM_OK) {
@@ -333,8 +339,14 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 		poison_add(ctx, out);
 		mosquitto_log_printf(MOSQ_LOG_DEBUG, "mqim: duplicate from user=%s acknowledged, not delivered",
 				     u->name);
-	} else if (ctx->opts.push && t.kind != MQIM_TOPIC_PRESENCE) {
-		push_notify(ctx, s, &t, u->name, env->id, bts);
+		return MOSQ_ERR_SUCCESS;
 	}
+	/* its deliveries follow at once: only the owner can be subscribed to
+	 * an inbox (acl.c), and it exists, may receive, and the message does
+	 * not predate its account (a marked resend keeps its first bts) */
+	if (t.kind == MQIM_TOPIC_INBOX && owner && !owner->disabled && bts >= owner->since_ms)
+		ctx->fresh_inbox = out;
+	if (ctx->opts.push && t.kind != MQIM_TOPIC_PRESENCE)
+		push_notify(ctx, s, &t, owner, u->name, env->id, bts);
 	return MOSQ_ERR_SUCCESS;
 }

@@ -256,6 +256,7 @@ struct mqim_last_write {
 	struct mqim_topic t;            /* points into topic */
 	struct mqim_user *user;         /* the publisher: tables do not change in between */
 	struct mqim_session *session;   /* its session when its cache is usable, or NULL */
+	struct mqim_user *owner;        /* an inbox's owner, when the check found it */
 	struct mqim_env env;            /* points into payload */
 };
 
@@ -297,6 +298,11 @@ struct mqim_ctx {
 	struct mqim_poison *poison;     /* in insertion order */
 	unsigned poison_count;
 	struct mqim_last_write last_write;
+	/* The payload of the inbox message the message event accepted last,
+	 * whose owner then existed and was not disabled (message.c); its
+	 * deliveries, which follow at once, need no other check (acl.c).  NULL
+	 * from the next write check on. */
+	const void *fresh_inbox;
 	struct mqim_topic_cache topic_cache;
 	char why[160];                  /* text of the last envelope refusal */
 

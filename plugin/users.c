@@ -56,6 +56,7 @@ static void tables_changed(struct mqim_ctx *ctx)
 {
 	ctx->epoch++;
 	ctx->last_write.payload = NULL;
+	ctx->fresh_inbox = NULL;
 }
 
 static void member_unlink(struct mqim_member *m)
