@@ -48,8 +48,9 @@ static uint32_t key_hash(const struct mqim_dedup *d, uint32_t sender, const uint
 	memcpy(&lo, id, 8);
 	memcpy(&hi, id + 8, 8);
 	uint64_t h = mix64(lo ^ d->seed[0]);
-	h = mix64(h ^ hi ^ d->seed[1]);
-	h = mix64(h ^ sender);
+	/* the sender needs no mixing of its own: a client chooses its ids but
+	 * not its index, and without the seed cannot aim at another's */
+	h = mix64(h ^ hi ^ d->seed[1]) ^ (uint64_t)sender * 0x9e3779b97f4a7c15ULL;
 	return (uint32_t)h;
 }
 
