@@ -37,18 +37,22 @@
 #include "topics.h"
 
 /* memcmp(a, b, n) == 0 for the short strings compared here (names of at
- * most 64 bytes), inline: words, the last one overlapping.  Both a and b
- * must hold n readable bytes. */
+ * most 64 bytes), inline: words (or halves of 2 or 4 bytes), the last one
+ * overlapping.  Both a and b must hold n readable bytes. */
 static inline bool bytes_eq(const void *a, const void *b, size_t n)
 {
 	const char *x = a, *y = b;
 	uint64_t p, q;
 	uint32_t p4, q4;
+	uint16_t p2, q2;
 	if (n < 4) {
-		for (size_t i = 0; i < n; i++)
-			if (x[i] != y[i])
-				return false;
-		return true;
+		if (n < 2)
+			return n == 0 || x[0] == y[0];
+		memcpy(&p2, x, 2), memcpy(&q2, y, 2);
+		if (p2 != q2)
+			return false;
+		memcpy(&p2, x + n - 2, 2), memcpy(&q2, y + n - 2, 2);
+		return p2 == q2;
 	}
 	if (n < 8) {
 		memcpy(&p4, x, 4), memcpy(&q4, y, 4);
