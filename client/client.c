@@ -347,6 +347,9 @@ static void fire_notes(mqim_client *c)
 {
 	struct mqim__note *n;
 	while ((n = c->n_head) != NULL) {
+		/* A report says there is room: a callback may have answered
+		 * more (a send from it). */
+		mqim__nowait_release(c);
 		c->n_head = n->next;
 		if (!c->n_head)
 			c->n_tail = NULL;
@@ -357,6 +360,7 @@ static void fire_notes(mqim_client *c)
 		}
 		free(n);
 	}
+	mqim__nowait_release(c);   /* also when a report could not be made */
 }
 
 /* The transaction begun after note `mark` (NULL: the first note) was
@@ -951,6 +955,7 @@ static void shutdown_worker(mqim_client *c)
 		ev = next;
 	}
 	drop_notes(c);
+	mqim__nowait_release(c);
 
 	/* The read-only connection first: the writer, closing last, then
 	 * checkpoints the write-ahead log into mqim.db and removes it, so that
@@ -1169,6 +1174,7 @@ static void client_free(mqim_client *c)
 	free(c->client_id);
 	free(c->data_dir);
 	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->id_mu);
 	pthread_mutex_destroy(&c->rd_mu);
 	pthread_cond_destroy(&c->wake);
 	pthread_cond_destroy(&c->done);
@@ -1185,6 +1191,8 @@ static int init_sync(mqim_client *c)
 	pthread_cond_init(&c->done, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->id_mu, NULL);
+	c->rnd_used = sizeof c->rnd;   /* none yet */
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&c->rd_mu, &ma);
@@ -1400,11 +1408,18 @@ MQIM_EXPORT const char *mqim_user(mqim_client *c)
 
 void mqim__new_id(mqim_client *c, uint8_t id[16])
 {
-	uint8_t rnd[8];
-	mqim__random(rnd, sizeof rnd);
-	pthread_mutex_lock(&c->mu);
-	mqim__uuid7_next(&c->idgen, (uint64_t)mqim__now_ms(), rnd, id);
-	pthread_mutex_unlock(&c->mu);
+	/* The random bits come from the kernel 32 ids at a time, not in a
+	 * getrandom() call per id: a system call per message sent.  Under
+	 * id_mu, not mu: the sending thread does not contend with the
+	 * library thread and paho's for it. */
+	pthread_mutex_lock(&c->id_mu);
+	if (c->rnd_used + 8 > sizeof c->rnd) {
+		mqim__random(c->rnd, sizeof c->rnd);
+		c->rnd_used = 0;
+	}
+	mqim__uuid7_next(&c->idgen, (uint64_t)mqim__now_ms(), c->rnd + c->rnd_used, id);
+	c->rnd_used += 8;
+	pthread_mutex_unlock(&c->id_mu);
 }
 
 /* ---- groups and presence watches ------------------------------------------- */

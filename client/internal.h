@@ -162,9 +162,15 @@ struct mqim_client {
 	bool stop;                  /* mqim_close() asked */
 	bool stopped;               /* the library thread no longer takes calls */
 	enum mqim_state state;      /* mirror of st for mqim_get_state() */
-	struct mqim__uuid_gen idgen;
 	unsigned nowait_n;          /* mqim_send_nowait() messages not yet stored */
 	size_t nowait_bytes;        /* ... their envelopes' and bodies' bytes */
+
+	pthread_mutex_t id_mu;      /* guards the fields to the blank line: ids are
+	                             * made on the callers' threads, apart from mu,
+	                             * which the library thread and paho's take */
+	struct mqim__uuid_gen idgen;
+	uint8_t rnd[256];           /* random bytes for ids, from getrandom ... */
+	unsigned rnd_used;          /* ... of which these are used */
 
 	pthread_mutex_t rd_mu;      /* recursive; guards rdb */
 	struct mqim__db rdb;        /* read-only connection for query.c */
@@ -200,6 +206,11 @@ struct mqim_client {
 	struct mqim__call **pending;   /* calls answered at the next commit */
 	size_t npending, cap_pending;
 	struct mqim__hold hold;     /* arrived, not stored yet (hold.h) */
+	/* Nowait messages answered, and their bytes, whose room in nowait_n
+	 * and nowait_bytes is not given back yet: one lock for many
+	 * (mqim__nowait_release). */
+	unsigned nowait_done_n;
+	size_t nowait_done_bytes;
 	int64_t lazy_until;         /* monotonic ms by which the open lazy
 	                             * transaction is committed; INT64_MAX: none */
 	struct mqim__note *lazy_mark;  /* the last note from before it */
@@ -272,7 +283,7 @@ void mqim__pump_midwork(mqim_client *c);
 struct mqim__ev *mqim__wait_event(mqim_client *c, int type, uint64_t epoch, int64_t seq,
 				  int timeout_ms);
 
-/* A fresh UUIDv7. */
+/* A fresh UUIDv7; any thread. */
 void mqim__new_id(mqim_client *c, uint8_t id[16]);
 
 /* ---- link.c -------------------------------------------------------------- */
@@ -330,6 +341,11 @@ int mqim__send_store(mqim_client *c, void *arg);
 /* The same for qs[0..n) in one unit of work, in that order, several rows
  * per statement, publishing between them (mqim__pump_midwork). */
 int mqim__send_store_many(mqim_client *c, struct mqim__send_req *const *qs, size_t n);
+/* Give back the room of the nowait messages answered since the last call
+ * (c->nowait_done_n), so that a thread told MQIM_EBUSY finds it once the
+ * report of one of them comes: before the callbacks are made.  Library
+ * thread (send_many.c). */
+void mqim__nowait_release(mqim_client *c);
 
 void mqim__pump(mqim_client *c);
 #ifdef MQIM_OBMEM_CHECK

@@ -17,7 +17,9 @@
  *
  * Thread rules: the public calls run on any thread; the finish of a nowait
  * send runs on the library thread.  The bound on nowait messages not yet
- * stored (c->nowait_n, c->nowait_bytes) is guarded by c->mu.
+ * stored (c->nowait_n, c->nowait_bytes) is guarded by c->mu; the library
+ * thread gives back the room of those it answered in one go, before the
+ * reports are made (mqim__nowait_release).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -121,13 +123,27 @@ static void unreserve(mqim_client *c, size_t bytes)
 	pthread_mutex_unlock(&c->mu);
 }
 
-/* Library thread: the message is stored (rc MQIM_OK, committed) or not. */
+void mqim__nowait_release(mqim_client *c)
+{
+	if (c->nowait_done_n == 0)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->nowait_n -= c->nowait_done_n;
+	c->nowait_bytes -= c->nowait_done_bytes;
+	pthread_mutex_unlock(&c->mu);
+	c->nowait_done_n = 0;
+	c->nowait_done_bytes = 0;
+}
+
+/* Library thread: the message is stored (rc MQIM_OK, committed) or not.
+ * Its room is given back with the others' before its report is made. */
 static void nowait_finish(mqim_client *c, struct mqim__call *call)
 {
 	struct nowait *w = (struct nowait *)call;
 	mqim__note_msg_state(c, w->q.id, call->rc == MQIM_OK ? MQIM_MSG_QUEUED : MQIM_MSG_FAILED,
 			     call->rc);
-	unreserve(c, w->q.plen + w->q.len);
+	c->nowait_done_n++;
+	c->nowait_done_bytes += w->q.plen + w->q.len;
 	free(w->q.payload);
 	free(w);
 }

@@ -1,13 +1,16 @@
-/* test_client_uuid.c - UUIDv7 ids (client/uuid.c) and their hex form. */
+/* test_client_uuid.c - UUIDv7 ids (client/uuid.c), their hex form, and
+ * the client's ids (mqim__new_id: random bits drawn from a pool). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "mqim.h"
+#include "internal.h"
 #include "uuid.h"
 
 static const uint8_t rnd[8] = { 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99, 0x88 };
@@ -71,6 +74,32 @@ static void test_random(void **state)
 	assert_memory_not_equal(a, b, sizeof a);
 }
 
+/* The client's ids across many refills of its pool of random bytes:
+ * strictly increasing, and each with random bits of its own (a pool
+ * handing out the same bytes twice would repeat a tail). */
+static void test_client_ids(void **state)
+{
+	enum { N = 1000 };
+	static uint8_t ids[N][16];
+	mqim_client *c = calloc(1, sizeof *c);
+	(void)state;
+	assert_non_null(c);
+	/* As mqim_create() sets them up. */
+	pthread_mutex_init(&c->id_mu, NULL);
+	c->rnd_used = sizeof c->rnd;
+	for (int i = 0; i < N; i++) {
+		mqim__new_id(c, ids[i]);
+		if (i > 0)
+			assert_true(memcmp(ids[i - 1], ids[i], 16) < 0);
+	}
+	/* Bytes 9..15 are random in every id (8 carries the variant). */
+	for (int i = 0; i < N; i++)
+		for (int j = i + 1; j < N; j++)
+			assert_memory_not_equal(ids[i] + 9, ids[j] + 9, 7);
+	pthread_mutex_destroy(&c->id_mu);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -78,6 +107,7 @@ int main(void)
 		cmocka_unit_test(test_monotonic),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_client_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
