@@ -292,6 +292,8 @@ static const char *check_envelope(struct mqim_ctx *ctx, struct mqim_session *s,
 	lw->user = u;
 	lw->session = s;
 	lw->owner = owner;
+	/* the message event looks the id up next: its memory is on its way */
+	lw->dedup_hash = mqim_dedup_prefetch(ctx->dedup, u->idx, lw->env.id);
 	return NULL;
 }
 

@@ -34,6 +34,15 @@ void mqim_dedup_free(struct mqim_dedup *d);
 bool mqim_dedup_seen(struct mqim_dedup *d, uint32_t sender, const uint8_t id[16],
 		     uint64_t now_ms, uint64_t *bts);
 
+/* The same, in two steps: mqim_dedup_prefetch() computes the key's hash
+ * and asks the CPU for the memory the lookup (and, the set being full, the
+ * eviction) will touch, so that a caller that knows the key early pays no
+ * cache miss later; mqim_dedup_seen_h() is mqim_dedup_seen() with that
+ * hash (the set may have changed in between). */
+uint32_t mqim_dedup_prefetch(const struct mqim_dedup *d, uint32_t sender, const uint8_t id[16]);
+bool mqim_dedup_seen_h(struct mqim_dedup *d, uint32_t hash, uint32_t sender,
+		       const uint8_t id[16], uint64_t now_ms, uint64_t *bts);
+
 /* Drop entries older than the window at now_ms, at most max_work of them. */
 void mqim_dedup_expire(struct mqim_dedup *d, uint64_t now_ms, uint32_t max_work);
 

@@ -96,11 +96,12 @@ void mqim__poison_free(struct mqim_ctx *ctx)
 /* The topic, the publisher and the decoded envelope, from the write check
  * that just ran when it can (the same topic and payload of the same
  * client), else classified, looked up and decoded again (*s NULL then).
- * *env points into the payload.  MQIM_ENOTFOUND for a topic that is not
- * im/u, im/g or im/p. */
+ * *env points into the payload; *hash is the de-duplication hash of the
+ * publisher and id, their memory prefetched.  MQIM_ENOTFOUND for a topic
+ * that is not im/u, im/g or im/p. */
 static int message_of(struct mqim_ctx *ctx, const struct mosquitto_evt_message *ed,
 		      struct mqim_topic *t, const struct mqim_env **env, struct mqim_user **u,
-		      struct mqim_session **s, struct mqim_user **owner)
+		      struct mqim_session **s, struct mqim_user **owner, uint32_t *hash)
 {
 	struct mqim_last_write *lw = &ctx->last_write;
 	if (lw->payload == ed->payload && lw->len == ed->payloadlen && lw->client == ed->client &&
@@ -110,6 +111,7 @@ static int message_of(struct mqim_ctx *ctx, const struct mosquitto_evt_message *
 		*u = lw->user;
 		*s = lw->session;
 		*owner = lw->owner;
+		*hash = lw->dedup_hash;
 		lw->payload = NULL;
 		return MQIM_OK;
 	}
@@ -124,7 +126,10 @@ static int message_of(struct mqim_ctx *ctx, const struct mosquitto_evt_message *
 		return MQIM_EINVAL;
 	*env = &lw->env;
 	lw->payload = NULL;
-	return mqim_env_decode(ed->payload, ed->payloadlen, ctx->opts.max_payload, &lw->env, NULL);
+	int rc = mqim_env_decode(ed->payload, ed->payloadlen, ctx->opts.max_payload, &lw->env, NULL);
+	if (rc == MQIM_OK)
+		*hash = mqim_dedup_prefetch(ctx->dedup, (*u)->idx, lw->env.id);
+	return rc;
 }
 
 static void hex16(const uint8_t id[16], char out[33])
@@ -309,9 +314,10 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 	const struct mqim_env *env;
 	struct mqim_user *u = NULL, *owner;
 	struct mqim_session *s;
+	uint32_t hash = 0;
 
 	ctx->fresh_inbox = NULL;
-	int rc = message_of(ctx, ed, &t, &env, &u, &s, &owner);
+	int rc = message_of(ctx, ed, &t, &env, &u, &s, &owner, &hash);
 	if (rc == MQIM_ENOTFOUND)
 		return MOSQ_ERR_SUCCESS; /* the write check let nothing else through */
 	if (rc != MQIM_OK) {
@@ -323,7 +329,7 @@ int mqim__on_message(int event, void *event_data, void *userdata)
 	if (!rate_ok(ctx, u, ed->client, ed->topic, bts))
 		return MOSQ_ERR_ACL_DENIED;
 	bool dup = t.kind != MQIM_TOPIC_PRESENCE &&
-		   mqim_dedup_seen(ctx->dedup, u->idx, env->id, bts, &bts);
+		   mqim_dedup_seen_h(ctx->dedup, hash, u->idx, env->id, bts, &bts);
 	if (dup && marked_resend(ed->properties)) {
 		dup = false;
 		mosquitto_log_printf(MOSQ_LOG_DEBUG, "mqim: marked resend from user=%s delivered again",

@@ -257,6 +257,7 @@ struct mqim_last_write {
 	struct mqim_user *user;         /* the publisher: tables do not change in between */
 	struct mqim_session *session;   /* its session when its cache is usable, or NULL */
 	struct mqim_user *owner;        /* an inbox's owner, when the check found it */
+	uint32_t dedup_hash;            /* of (user, env.id), its memory prefetched */
 	struct mqim_env env;            /* points into payload */
 };
 
