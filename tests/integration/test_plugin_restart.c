@@ -55,6 +55,21 @@ static void setup_broker(struct tbroker *b)
 	assert_int_equal(tbroker_start(b), 0);
 }
 
+/* alice sends bob (subscribed to his inbox) the message id, with both
+ * logged in for it; bob then receives `want` messages. */
+static void send_once(struct tbroker *b, const uint8_t id[16], const char *body, int want)
+{
+	struct tclient *bob = tclient_login(b->port, "bob", "bob", "bob-pw");
+	struct tclient *alice = tclient_login(b->port, "alice", "alice", "alice-pw");
+	assert_non_null(bob);
+	assert_non_null(alice);
+	assert_int_equal(tclient_subscribe(bob, "im/u/bob", 1), 1);
+	assert_int_equal(send_with_id(alice, "alice", "bob", id, body), 0);
+	assert_int_equal(tclient_drain(bob, 300), want);
+	tclient_free(alice);
+	tclient_free(bob);
+}
+
 static void dedup_survives_graceful_restart(void **state)
 {
 	struct tbroker b;
@@ -63,20 +78,14 @@ static void dedup_survives_graceful_restart(void **state)
 	trandom_id(id);
 	trandom_id(id2);
 
-	struct tclient *bob = tclient_login(b.port, "bob", "bob", "bob-pw");
-	struct tclient *alice = tclient_login(b.port, "alice", "alice", "alice-pw");
-	assert_int_equal(tclient_subscribe(bob, "im/u/bob", 1), 1);
-	assert_int_equal(send_with_id(alice, "alice", "bob", id, "before"), 0);
-	assert_int_equal(tclient_drain(bob, 300), 1);
-	tclient_free(alice);
-	tclient_free(bob);
+	send_once(&b, id, "before", 1);
 
 	assert_int_equal(tbroker_stop(&b), 0);
 	assert_int_equal(tbroker_start(&b), 0);
 	assert_true(tbroker_log_wait(&b, "mqim: loaded 1 de-duplication entries", 2000));
 
-	bob = tclient_login(b.port, "bob", "bob", "bob-pw");
-	alice = tclient_login(b.port, "alice", "alice", "alice-pw");
+	struct tclient *bob = tclient_login(b.port, "bob", "bob", "bob-pw");
+	struct tclient *alice = tclient_login(b.port, "alice", "alice", "alice-pw");
 	assert_non_null(bob);
 	assert_non_null(alice);
 	assert_int_equal(tclient_subscribe(bob, "im/u/bob", 1), 1);
@@ -127,13 +136,7 @@ static void dedup_file_users_and_versions(void **state)
 	assert_int_equal(tbroker_del_user(&b, "carol"), 0);
 	assert_int_equal(tbroker_start(&b), 0);
 	assert_true(tbroker_log_wait(&b, "mqim: loaded 1 de-duplication entries", 2000));
-	bob = tclient_login(b.port, "bob", "bob", "bob-pw");
-	alice = tclient_login(b.port, "alice", "alice", "alice-pw");
-	assert_int_equal(tclient_subscribe(bob, "im/u/bob", 1), 1);
-	assert_int_equal(send_with_id(alice, "alice", "bob", id, "from alice"), 0);
-	assert_int_equal(tclient_drain(bob, 300), 0);
-	tclient_free(alice);
-	tclient_free(bob);
+	send_once(&b, id, "from alice", 0);
 
 	/* a file of the first format: named in the log, ignored, the broker runs */
 	assert_int_equal(tbroker_stop(&b), 0);
