@@ -46,12 +46,6 @@ bool mqim_dedup_seen_h(struct mqim_dedup *d, uint32_t hash, uint32_t sender,
 /* Drop entries older than the window at now_ms, at most max_work of them. */
 void mqim_dedup_expire(struct mqim_dedup *d, uint64_t now_ms, uint32_t max_work);
 
-/* Call cb for every entry, oldest first, until it returns non-zero (which
- * is then returned).  The set must not change during the walk. */
-int mqim_dedup_foreach(const struct mqim_dedup *d,
-		       int (*cb)(void *ctx, uint32_t sender, const uint8_t id[16], uint64_t bts),
-		       void *ctx);
-
 /* Every entry, oldest first, as records of MQIM_DEDUP_REC bytes: the
  * 16-byte id, bts (u64), sender (u32), then 4 bytes of no meaning, in host
  * byte order.  cb gets them in at most two runs of n records (its bytes are

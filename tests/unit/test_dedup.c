@@ -125,27 +125,30 @@ static void memory_per_id_is_bounded(void **state)
 
 struct walk { uint32_t n; uint32_t last; bool ordered; };
 
-static int walk_cb(void *ctx, uint32_t sender, const uint8_t id[16], uint64_t bts)
+/* mqim_dedup_dump() callback: the records' ids (make_id's numbers) in turn. */
+static int walk_cb(void *ctx, const void *recs, size_t nrecs)
 {
 	struct walk *w = ctx;
-	uint32_t n;
-	memcpy(&n, id, sizeof(n));
-	if (w->n && n != w->last + 1)
-		w->ordered = false;
-	w->last = n;
-	w->n++;
+	for (size_t i = 0; i < nrecs; i++) {
+		uint32_t n;
+		memcpy(&n, (const uint8_t *)recs + i * MQIM_DEDUP_REC, sizeof(n));
+		if (w->n && n != w->last + 1)
+			w->ordered = false;
+		w->last = n;
+		w->n++;
+	}
 	return 0;
 }
 
-/* The walk used to save the window at shutdown gives the entries oldest
- * first, also after the ring wrapped. */
-static void foreach_walks_oldest_first(void **state)
+/* The dump that saves the window at shutdown gives the entries oldest
+ * first, also after the ring wrapped (in two runs then). */
+static void dump_walks_oldest_first(void **state)
 {
 	struct mqim_dedup *d = mqim_dedup_new(10, 1000000, seed);
 	for (uint32_t i = 0; i < 25; i++)
 		seen(d, 1, i, 5, NULL);
 	struct walk w = { 0, 0, true };
-	assert_int_equal(mqim_dedup_foreach(d, walk_cb, &w), 0);
+	assert_int_equal(mqim_dedup_dump(d, walk_cb, &w), 0);
 	assert_int_equal(w.n, 10);
 	assert_true(w.ordered);
 	assert_int_equal(w.last, 24);
@@ -167,7 +170,7 @@ int main(void)
 		cmocka_unit_test(evicts_oldest_when_full),
 		cmocka_unit_test(churn_keeps_index_exact),
 		cmocka_unit_test(memory_per_id_is_bounded),
-		cmocka_unit_test(foreach_walks_oldest_first),
+		cmocka_unit_test(dump_walks_oldest_first),
 		cmocka_unit_test(refuses_silly_sizes),
 	};
 	return cmocka_run_group_tests_name("dedup", tests, NULL, NULL);
