@@ -140,14 +140,3 @@ void mqim__obmem_acks_clear(struct mqim__obmem *m)
 {
 	m->nacked = 0;
 }
-
-void mqim__obmem_acks_drop(struct mqim__obmem *m, size_t n)
-{
-	if (n >= m->nacked) {
-		m->nacked = 0;
-		return;
-	}
-	memmove(m->acked_seq, m->acked_seq + n, (m->nacked - n) * sizeof *m->acked_seq);
-	memmove(m->acked_id, m->acked_id + n, (m->nacked - n) * sizeof *m->acked_id);
-	m->nacked -= n;
-}

@@ -121,8 +121,7 @@ int64_t mqim__obmem_bound(const struct mqim__obmem *m);
  * out of memory: the caller writes it now instead. */
 bool mqim__obmem_ack(struct mqim__obmem *m, int64_t seq, const uint8_t id[16]);
 /* Forget the acknowledgements not yet written (they were written, or
- * their events will be applied again); _drop: only the first n. */
+ * their events will be applied again). */
 void mqim__obmem_acks_clear(struct mqim__obmem *m);
-void mqim__obmem_acks_drop(struct mqim__obmem *m, size_t n);
 
 #endif
