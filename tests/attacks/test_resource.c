@@ -448,6 +448,42 @@ static void qos2_burst(struct raw *eve, uint16_t first, size_t n, size_t size, i
 		codes[i] = raw_wait_ack(eve, MQTT_PUBREC, (uint16_t)(first + i), WAIT_MS);
 }
 
+/* *p: a QoS 2 publish to bob's inbox under packet id pid. */
+static void q2_to_bob(struct mqtt_publish *p, uint16_t pid, const void *payload, size_t len)
+{
+	memset(p, 0, sizeof *p);
+	p->topic = "im/u/bob";
+	p->qos = 2;
+	p->packet_id = pid;
+	p->payload = payload;
+	p->payload_len = len;
+}
+
+/* One QoS 2 PUBLISH of p and its PUBREC (reason 0x00). */
+static void q2_publish(struct raw *eve, struct mqtt_publish *p)
+{
+	assert_int_equal(raw_publish_send(eve, p), 0);
+	assert_int_equal(raw_wait_ack(eve, MQTT_PUBREC, p->packet_id, WAIT_MS), 0);
+}
+
+/* The PUBREL of packet id pid and its PUBCOMP. */
+static void q2_release(struct raw *eve, uint16_t pid)
+{
+	uint8_t rel[8];
+	assert_int_equal(raw_send(eve, rel, mqtt_enc_ack(rel, sizeof rel, 5, MQTT_PUBREL, pid, 0)), 0);
+	assert_int_equal(raw_wait_ack(eve, MQTT_PUBCOMP, pid, WAIT_MS), 0);
+}
+
+/* The next message to bob is the envelope of this id; *env (pointing into
+ * *m) gets it. */
+static void next_is(struct raw *bob, const uint8_t id[MQIM_ENV_ID_LEN], struct mqtt_pkt *m,
+		    struct mqim_env *env)
+{
+	assert_int_equal(raw_next_publish(bob, m, WAIT_MS), 0);
+	assert_int_equal(atk_env_decode(m->payload, m->payload_len, env), 0);
+	assert_memory_equal(env->id, id, MQIM_ENV_ID_LEN);
+}
+
 /* The payloads of packet id reuse: two messages under one packet id. */
 static void packet_id_reuse(struct raw *eve, struct raw *bob)
 {
@@ -456,32 +492,20 @@ static void packet_id_reuse(struct raw *eve, struct raw *bob)
 	size_t la = atk_env(&a, "msg", "eve", "bob", "first under packet id 5000", NULL, ida);
 	size_t lb = atk_env(&b, "msg", "eve", "bob", "second under packet id 5000", NULL, idb);
 	struct mqtt_publish p;
-	uint8_t rel[8];
-	memset(&p, 0, sizeof p);
-	p.topic = "im/u/bob";
-	p.qos = 2;
-	p.packet_id = 5000;
-	p.payload = a;
-	p.payload_len = la;
-	assert_int_equal(raw_publish_send(eve, &p), 0);
-	assert_int_equal(raw_wait_ack(eve, MQTT_PUBREC, 5000, WAIT_MS), 0);
+	q2_to_bob(&p, 5000, a, la);
+	q2_publish(eve, &p);
 	/* before the PUBREL, the same packet id with another payload */
 	p.payload = b;
 	p.payload_len = lb;
-	assert_int_equal(raw_publish_send(eve, &p), 0);
-	assert_int_equal(raw_wait_ack(eve, MQTT_PUBREC, 5000, WAIT_MS), 0);
+	q2_publish(eve, &p);
 	/* and a true retransmission of it (DUP, the same bytes) */
 	p.dup = true;
-	assert_int_equal(raw_publish_send(eve, &p), 0);
-	assert_int_equal(raw_wait_ack(eve, MQTT_PUBREC, 5000, WAIT_MS), 0);
-	assert_int_equal(raw_send(eve, rel, mqtt_enc_ack(rel, sizeof rel, 5, MQTT_PUBREL, 5000, 0)), 0);
-	assert_int_equal(raw_wait_ack(eve, MQTT_PUBCOMP, 5000, WAIT_MS), 0);
+	q2_publish(eve, &p);
+	q2_release(eve, 5000);
 	/* the second replaced the first, and arrives once */
 	struct mqtt_pkt m;
 	struct mqim_env env;
-	assert_int_equal(raw_next_publish(bob, &m, WAIT_MS), 0);
-	assert_int_equal(atk_env_decode(m.payload, m.payload_len, &env), 0);
-	assert_memory_equal(env.id, idb, MQIM_ENV_ID_LEN);
+	next_is(bob, idb, &m, &env);
 	expect_nothing(bob, "bob (packet id reuse)");
 	assert_true(tbroker_log_wait(&W.b, "Reused message ID 5000 from eve/q2 detected", 2000));
 	free(a);
@@ -508,25 +532,14 @@ static void slotted_retransmission(struct raw *eve, struct raw *bob)
 	size_t len;
 	assert_int_equal(mqim_env_encode(&in, &buf, &len), MQIM_OK);
 	struct mqtt_publish p;
-	uint8_t rel[8];
-	memset(&p, 0, sizeof p);
-	p.topic = "im/u/bob";
-	p.qos = 2;
-	p.packet_id = 5001;
-	p.payload = buf;
-	p.payload_len = len;
-	assert_int_equal(raw_publish_send(eve, &p), 0);
-	assert_int_equal(raw_wait_ack(eve, MQTT_PUBREC, 5001, WAIT_MS), 0);
+	q2_to_bob(&p, 5001, buf, len);
+	q2_publish(eve, &p);
 	p.dup = true;
-	assert_int_equal(raw_publish_send(eve, &p), 0);
-	assert_int_equal(raw_wait_ack(eve, MQTT_PUBREC, 5001, WAIT_MS), 0);
-	assert_int_equal(raw_send(eve, rel, mqtt_enc_ack(rel, sizeof rel, 5, MQTT_PUBREL, 5001, 0)), 0);
-	assert_int_equal(raw_wait_ack(eve, MQTT_PUBCOMP, 5001, WAIT_MS), 0);
+	q2_publish(eve, &p);
+	q2_release(eve, 5001);
 	struct mqtt_pkt m;
 	struct mqim_env env;
-	assert_int_equal(raw_next_publish(bob, &m, WAIT_MS), 0);
-	assert_int_equal(atk_env_decode(m.payload, m.payload_len, &env), 0);
-	assert_memory_equal(env.id, in.id, MQIM_ENV_ID_LEN);
+	next_is(bob, in.id, &m, &env);
 	assert_true(env.has_bts && env.bts > 1);
 	assert_int_equal(m.payload_len, len);
 	expect_nothing(bob, "bob (slotted retransmission)");
