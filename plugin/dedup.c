@@ -2,9 +2,11 @@
  *
  * Layout: `ring` holds the entries in arrival order (head = oldest), so both
  * expiry and eviction take from the head.  `index` is a linear-probing table
- * of ring positions + 1 (0 = empty) with at least twice as many slots as the
- * ring, so probes stay short; deletions use backward shifting, so no
- * tombstones ever accumulate.
+ * of (ring position + 1, hash) pairs (position 0 = empty) with at least
+ * twice as many slots as the ring, so probes stay short; deletions use
+ * backward shifting, so no tombstones ever accumulate.  A lookup reads the
+ * ring only for a slot whose hash is the key's: one cold cache line per new
+ * id (the slot, prefetched), not one more per entry its probe passes.
  */
 #include <stddef.h>
 #include <string.h>
@@ -24,10 +26,18 @@ struct entry {
 _Static_assert(sizeof(struct entry) == MQIM_DEDUP_REC && offsetof(struct entry, bts) == 16 &&
 	       offsetof(struct entry, sender) == 24, "the record of mqim_dedup_dump()");
 
+/* An index slot holds its entry's hash too, so that a probe passes other
+ * entries, and a deletion shifts them, without reading the ring: on a
+ * 1,000,000-id window each ring entry read is a cache miss of its own. */
+struct slot {
+	uint32_t at;            /* the entry's ring position + 1; 0: empty */
+	uint32_t hash;          /* the entry's index hash */
+};
+
 struct mqim_dedup {
 	struct entry *ring;
 	uint32_t cap, head, count;
-	uint32_t *index;        /* in index_mem, 2 MiB-aligned when that large */
+	struct slot *index;     /* in index_mem, 2 MiB-aligned when that large */
 	void *index_mem;
 	size_t index_bytes;     /* allocated for index_mem */
 	uint32_t mask;          /* index slots - 1 */
@@ -79,7 +89,7 @@ static bool index_alloc(struct mqim_dedup *d, uint32_t slots)
 	d->index = d->index_mem;
 	if (pad) {
 		uintptr_t a = ((uintptr_t)d->index_mem + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
-		d->index = (uint32_t *)a;
+		d->index = (struct slot *)a;
 		(void)madvise(d->index, n, MADV_HUGEPAGE);
 		memset(d->index, 0, n);
 	}
@@ -131,23 +141,23 @@ static void index_delete(struct mqim_dedup *d, uint32_t pos)
 	uint32_t i = pos, j = pos;
 	for (;;) {
 		j = (j + 1) & d->mask;
-		uint32_t v = d->index[j];
-		if (v == 0)
+		struct slot s = d->index[j];
+		if (s.at == 0)
 			break;
-		uint32_t k = d->ring[v - 1].hash & d->mask;
+		uint32_t k = s.hash & d->mask;
 		if (between(i, k, j))
 			continue;       /* j's entry may stay where it is */
-		d->index[i] = v;
+		d->index[i] = s;
 		i = j;
 	}
-	d->index[i] = 0;
+	d->index[i].at = 0;
 }
 
 static void evict_oldest(struct mqim_dedup *d)
 {
 	const struct entry *e = &d->ring[d->head];
 	uint32_t pos = e->hash & d->mask;
-	while (d->index[pos] != d->head + 1)
+	while (d->index[pos].at != d->head + 1)
 		pos = (pos + 1) & d->mask;
 	index_delete(d, pos);
 	d->head = d->head + 1 == d->cap ? 0 : d->head + 1;
@@ -185,9 +195,11 @@ bool mqim_dedup_seen_h(struct mqim_dedup *d, uint32_t h, uint32_t sender, const 
 	mqim_dedup_expire(d, now_ms, 8);
 
 	uint32_t pos = h & d->mask;
-	for (uint32_t v; (v = d->index[pos]) != 0; pos = (pos + 1) & d->mask) {
-		const struct entry *e = &d->ring[v - 1];
-		if (e->hash == h && e->sender == sender && !memcmp(e->id, id, 16)) {
+	for (uint32_t at; (at = d->index[pos].at) != 0; pos = (pos + 1) & d->mask) {
+		if (d->index[pos].hash != h)
+			continue;
+		const struct entry *e = &d->ring[at - 1];
+		if (e->sender == sender && !memcmp(e->id, id, 16)) {
 			*bts = e->bts;
 			return true;
 		}
@@ -197,7 +209,7 @@ bool mqim_dedup_seen_h(struct mqim_dedup *d, uint32_t h, uint32_t sender, const 
 		evict_oldest(d);
 		/* the eviction may have shifted our cluster: find a free slot again */
 		pos = h & d->mask;
-		while (d->index[pos])
+		while (d->index[pos].at)
 			pos = (pos + 1) & d->mask;
 	}
 	uint32_t slot = d->head + d->count;
@@ -208,7 +220,8 @@ bool mqim_dedup_seen_h(struct mqim_dedup *d, uint32_t h, uint32_t sender, const 
 	e->bts = *bts;
 	e->sender = sender;
 	e->hash = h;
-	d->index[pos] = slot + 1;
+	d->index[pos].at = slot + 1;
+	d->index[pos].hash = h;
 	d->count++;
 	return false;
 }

@@ -4,8 +4,9 @@
  * with the broker time (bts) it was stamped with.  Entries leave in arrival
  * order: when older than the window, or when the set is full (the oldest is
  * evicted first).  Lookups and inserts are O(1): an insertion-ordered ring of
- * 32-byte entries plus an open-addressing index of 4-byte slots at load
- * factor <= 1/2, so about 40 bytes per remembered id, allocated once.
+ * 32-byte entries plus an open-addressing index of 8-byte slots (ring
+ * position, hash) at load factor <= 1/2, so about 48 bytes per remembered
+ * id, allocated once.
  *
  * The index hash is keyed with a random per-run seed so that senders cannot
  * choose ids that collide.  Keys compare exactly: no false duplicates.
