@@ -1089,18 +1089,17 @@ static void dump_outbox(struct fw *w, int user)
 	sqlite3_close(db);
 }
 
-void fw_explain(struct fw *w, const struct fw_result *r)
+/* The expected deliveries never seen and the extra copies (pass 0), or the
+ * sender states short of "delivered" (pass 1), at most `max` lines. */
+static void explain_streams(struct fw *w, int pass, int max)
 {
 	int rcp[FW_NUSERS], shown = 0;
 	char hex[33];
-	if (!r->lost && !r->dups && !r->no_rcpt && !r->unexpected && !r->outbox_left)
-		return;
-	pthread_mutex_lock(&w->mu);
-	for (int s = 0; s < w->nstreams && shown < 20; s++) {
+	for (int s = 0; s < w->nstreams && shown < max; s++) {
 		struct fw_stream *st = &w->streams[s];
 		int nr = recipients(st, rcp);
-		for (int q = 0; q < st->n && shown < 20; q++) {
-			for (int k = 0; k < nr; k++) {
+		for (int q = 0; q < st->n && shown < max; q++) {
+			for (int k = 0; pass == 0 && k < nr; k++) {
 				int n = st->count[rcp[k]][q];
 				if ((st->sent[q] == FW_ACCEPTED && n == 0) || n > 1) {
 					fw_log("  stream %d (%s->%s) seq %d: %d copies at %s", s, fw_user[st->from],
@@ -1110,13 +1109,47 @@ void fw_explain(struct fw *w, const struct fw_result *r)
 				}
 			}
 			const uint8_t *id = rcpt_id(st, q);
-			if (id && !delivered_state(st->state[q])) {
+			if (pass == 1 && id && !delivered_state(st->state[q])) {
 				hex16(id, hex);
-				fw_log("  stream %d seq %d id %s: sender state %s", s, q, hex,
-				       mqim_msg_state_name(st->state[q]));
+				fw_log("  stream %d (%s->%s) seq %d id %s: sender state %s", s,
+				       fw_user[st->from], st->to == FW_TO_GROUP ? FW_GROUP : fw_user[st->to],
+				       q, hex, mqim_msg_state_name(st->state[q]));
 				shown++;
 			}
 		}
+	}
+}
+
+/* Every thread's stack, when gdb is there (it is not a dependency of the
+ * suite): a client that stopped moving shows where its threads wait. */
+static void dump_stacks(void)
+{
+	if (system("command -v gdb >/dev/null 2>&1") != 0) {
+		fw_log("  (no gdb on PATH: no thread stacks)");
+		return;
+	}
+	char cmd[160];
+	fflush(NULL);
+	snprintf(cmd, sizeof cmd, "gdb -p %d -batch -nx -ex 'thread apply all bt 12' 2>/dev/null"
+		 " | grep -E '^(Thread|#)' >&2", (int)getpid());
+	if (system(cmd) != 0)
+		fw_log("  (gdb could not attach)");
+}
+
+void fw_explain(struct fw *w, const struct fw_result *r)
+{
+	if (!r->lost && !r->dups && !r->no_rcpt && !r->unexpected && !r->outbox_left)
+		return;
+	pthread_mutex_lock(&w->mu);
+	explain_streams(w, 0, 20);
+	explain_streams(w, 1, 20);
+	for (int u = 0; u < FW_NUSERS; u++) {
+		const struct fw_peer *p = &w->peers[u];
+		if (p->c)
+			fw_log("  %s: %s, %d connects, %d losses, %d failed attempts, %d errors%s%s",
+			       fw_user[u], mqim_state_name(p->state), p->connects, p->losses,
+			       p->failed_connects, p->errors, p->errors ? ", last: " : "",
+			       p->errors ? p->last_what : "");
 	}
 	pthread_mutex_unlock(&w->mu);
 	for (int u = 0; u < FW_NUSERS; u++) {
@@ -1126,6 +1159,7 @@ void fw_explain(struct fw *w, const struct fw_result *r)
 		if (n > 0)
 			dump_outbox(w, u);
 	}
+	dump_stacks();
 }
 
 void fw_report(struct fw *w, const struct fw_result *r, const char *note)
