@@ -130,10 +130,14 @@ struct mqim__slot {
 	struct mqim__ob_fsm fsm;
 };
 
-/* The context of the paho handle, freed after MQTTAsync_destroy(). */
+/* The context of the paho handle, freed after MQTTAsync_destroy(); a
+ * retired handle's is never freed (link.c). */
 struct mqim__link {
 	mqim_client *c;
 	uint64_t epoch;             /* the current connection's (atomic access) */
+	bool poisoned;              /* a QoS 1/2 PUBLISH write failed: paho keeps
+	                             * freed memory in the session (atomic access) */
+	bool retired;               /* let go of: its callbacks do nothing (atomic) */
 	struct mqim__connctx *attempts;  /* contexts of connects not yet answered */
 	MQTTProperties props;       /* CONNECT properties */
 	void *will;                 /* encoded "offline" presence */

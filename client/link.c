@@ -45,6 +45,22 @@
  * removed meanwhile) is reported by on_error and the client goes CONNECTED
  * all the same, so that nothing hangs on a broker that will never say yes.
  * A close in between waits a moment for the SUBACK (close_subscribing).
+ *
+ * A poisoned handle is retired.  When the write of a QoS 1/2 PUBLISH fails
+ * (the link was cut under it), paho 1.3.12 -- and upstream still, as of
+ * 2026-01 -- frees the command's topic and payload although the message it
+ * stored in the session points at them (docs/reliability.md, finding 9).
+ * Kept, the handle would resend that message at the next CONNACK with the
+ * session present, made of whatever the memory holds by then: Mosquitto
+ * closes the connection for a malformed packet or a protocol error before
+ * the inbox SUBACK, at every reconnect, for ever (finding 10: a client that
+ * never got back to CONNECTED), or refuses it and paho frees the memory a
+ * second time.  The failure is the publish's onFailure with paho code -1:
+ * from then on the handle is never connected again nor destroyed (either
+ * would free that memory again), its callbacks do nothing, and the next
+ * connection gets a new handle; the old one stays allocated for the life of
+ * the process.  What that handle had acknowledged but not handed over is
+ * lost with it, and comes back through the senders' marked resends.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,14 +80,26 @@
 
 struct pubctx {
 	mqim_client *c;
+	struct mqim__link *l;       /* of the handle it was published on */
 	uint64_t epoch;
 	int64_t seq;
+	int qos;                    /* on the wire */
 	uint8_t id[16];
 };
 
 static uint64_t link_epoch(struct mqim__link *l)
 {
 	return __atomic_load_n(&l->epoch, __ATOMIC_ACQUIRE);
+}
+
+static bool link_retired(struct mqim__link *l)
+{
+	return __atomic_load_n(&l->retired, __ATOMIC_ACQUIRE);
+}
+
+static bool link_poisoned(struct mqim__link *l)
+{
+	return __atomic_load_n(&l->poisoned, __ATOMIC_ACQUIRE);
 }
 
 struct subctx {
@@ -115,6 +143,8 @@ static void on_lost(void *ctx, char *cause)
 {
 	struct mqim__link *l = ctx;
 	(void)cause;
+	if (link_retired(l))
+		return;
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_LOST, 0);
 	if (!ev)
 		return;
@@ -127,6 +157,8 @@ static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCod
 {
 	struct mqim__link *l = ctx;
 	(void)props;
+	if (link_retired(l))
+		return;
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_LOST, 0);
 	if (!ev)
 		return;
@@ -140,9 +172,10 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 	struct mqim__link *l = ctx;
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	size_t plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
-	if (msg->qos > 0 && msg->msgid == 0) {
+	if ((msg->qos > 0 && msg->msgid == 0) || link_retired(l)) {
 		/* a protocol error paho lets through (a hostile or broken broker):
-		 * such a message can be neither acknowledged nor told apart */
+		 * such a message can be neither acknowledged nor told apart; or a
+		 * handle let go of */
 		MQTTAsync_freeMessage(&msg);
 		MQTTAsync_free(topic);
 		return 1;
@@ -186,11 +219,18 @@ static void on_pub_ok(void *ctx, MQTTAsync_successData5 *r)
 
 static void on_pub_fail(void *ctx, MQTTAsync_failureData5 *r)
 {
-	/* A reason code >= 0x80 on the PUBACK / PUBREC: the broker refused it.
-	 * Anything else (the connection went, the handle was destroyed) is not
-	 * an answer about the message. */
-	int reason = r ? (int)r->reasonCode : 0;
-	pub_done(ctx, false, reason >= 0x80, reason);
+	struct pubctx *p = ctx;
+	/* A reason code >= 0x80 on the PUBACK / PUBREC (paho code 0): the
+	 * broker refused it.  Anything else (the connection went, the handle
+	 * was destroyed) is not an answer about the message; paho leaves the
+	 * reason code unset when a pending write fails. */
+	bool answered = r && r->code == MQTTASYNC_SUCCESS;
+	int reason = answered ? (int)r->reasonCode : 0;
+	/* Code -1: the PUBLISH could not be written, and paho freed what its
+	 * session still holds of it (see the top of the file). */
+	if (r && r->code == MQTTASYNC_FAILURE && p->qos > 0)
+		__atomic_store_n(&p->l->poisoned, true, __ATOMIC_RELEASE);
+	pub_done(p, false, reason >= 0x80, reason);
 }
 
 int mqim__sub_outcome(bool answered, int reason)
@@ -235,6 +275,8 @@ static void on_disc_done(void *ctx, MQTTAsync_successData5 *r)
 {
 	struct mqim__link *l = ctx;
 	(void)r;
+	if (link_retired(l))
+		return;
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_DISC_DONE, 0);
 	if (ev) {
 		ev->epoch = link_epoch(l);
@@ -286,6 +328,16 @@ static void link_free(struct mqim__link *l)
 	free(l);
 }
 
+/* Let go of a poisoned handle for good (see the top of the file): not
+ * destroyed, its link not freed, its callbacks silent.  Paho runs them
+ * under its own lock, which MQTTAsync_isConnected() takes: one that began
+ * before the flag was set has returned when this does. */
+static void link_retire(mqim_client *c)
+{
+	__atomic_store_n(&c->link->retired, true, __ATOMIC_RELEASE);
+	(void)MQTTAsync_isConnected(c->h);
+}
+
 void mqim__link_destroy(mqim_client *c)
 {
 	if (!c->h)
@@ -293,9 +345,13 @@ void mqim__link_destroy(mqim_client *c)
 	/* A new epoch first: what the destroy reports about the old handle
 	 * (failure callbacks of pending publishes) is then stale. */
 	c->epoch++;
-	MQTTAsync_destroy(&c->h);
+	if (link_poisoned(c->link)) {
+		link_retire(c);
+	} else {
+		MQTTAsync_destroy(&c->h);
+		link_free(c->link);
+	}
 	c->h = NULL;
-	link_free(c->link);
 	c->link = NULL;
 	c->connect_deadline = INT64_MAX;
 	c->inbox_wait = false;
@@ -378,6 +434,10 @@ int mqim__link_start(mqim_client *c)
 	int rc;
 
 	c->reconnect_at = INT64_MAX;
+	if (c->h && link_poisoned(c->link)) {
+		link_abort(c);
+		mqim__link_destroy(c);   /* retired: the next lines make a new one */
+	}
 	if (!c->h && (rc = link_create(c)) != MQIM_OK)
 		return rc;
 	l = c->link;
@@ -568,6 +628,7 @@ int mqim__link_publish(mqim_client *c, const char *topic, const void *payload, s
 	if (!p)
 		return MQIM_ENOMEM;
 	p->c = c;
+	p->l = c->link;
 	p->epoch = c->epoch;
 	p->seq = seq;
 	if (id)
@@ -586,6 +647,7 @@ int mqim__link_publish(mqim_client *c, const char *topic, const void *payload, s
 	 * is never released (fault suite, tests/faults: sender_killed and
 	 * kill_persist at QoS 2). */
 	m.qos = qos > 1 ? 1 : qos;
+	p->qos = m.qos;
 	m.retained = retain;
 	if (marked && resend_props(&props) != MQIM_OK) {
 		free(p);
