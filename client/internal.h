@@ -115,6 +115,7 @@ struct mqim__note {
  * library thread frees it when it handles the answer, or at destroy. */
 struct mqim__connctx {
 	mqim_client *c;
+	struct mqim__link *link;    /* whose handle it connects */
 	uint64_t epoch;
 	struct mqim__connctx *next;
 };

@@ -104,13 +104,20 @@ static bool link_poisoned(struct mqim__link *l)
 
 struct subctx {
 	mqim_client *c;
+	struct mqim__link *l;       /* of the handle it was sent on */
 	uint64_t epoch;
 	char topic[80];
 };
 
+/* The answers of a retired handle (see the top of the file) reach nobody:
+ * its client may be closed and freed by now.  The link itself is never
+ * freed, so the flag can always be read. */
+
 static void on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 {
 	struct mqim__connctx *l = ctx;
+	if (link_retired(l->link))
+		return;   /* l stays in the retired link's list */
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_CONNECTED, 0);
 	if (!ev)
 		return;   /* the connect deadline will catch it */
@@ -129,6 +136,8 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 static void on_connect_fail(void *ctx, MQTTAsync_failureData5 *r)
 {
 	struct mqim__connctx *l = ctx;
+	if (link_retired(l->link))
+		return;
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_CONNECT_FAILED, 0);
 	if (!ev)
 		return;
@@ -198,7 +207,7 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 
 static void pub_done(struct pubctx *p, bool ok, bool refused, int reason)
 {
-	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_PUB_DONE, 0);
+	struct mqim__ev *ev = link_retired(p->l) ? NULL : mqim__ev_new(MQIM_EV_PUB_DONE, 0);
 	if (ev) {
 		ev->epoch = p->epoch;
 		ev->seq = p->seq;
@@ -244,7 +253,7 @@ int mqim__sub_outcome(bool answered, int reason)
 static void sub_done(struct subctx *s, bool answered, int reason, int code)
 {
 	size_t tlen = strlen(s->topic);
-	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_SUB_DONE, tlen + 1);
+	struct mqim__ev *ev = link_retired(s->l) ? NULL : mqim__ev_new(MQIM_EV_SUB_DONE, tlen + 1);
 	if (ev) {
 		int outcome = mqim__sub_outcome(answered, reason);
 		ev->epoch = s->epoch;
@@ -447,6 +456,7 @@ int mqim__link_start(mqim_client *c)
 	if (!cc)
 		return MQIM_ENOMEM;
 	cc->c = c;
+	cc->link = l;
 	cc->epoch = c->epoch;
 	cc->next = l->attempts;
 	l->attempts = cc;
@@ -556,6 +566,7 @@ int mqim__link_subscribe(mqim_client *c, const char *topic, bool no_local)
 	if (!s)
 		return MQIM_ENOMEM;
 	s->c = c;
+	s->l = c->link;
 	s->epoch = c->epoch;
 	snprintf(s->topic, sizeof s->topic, "%s", topic);
 	ro.onSuccess5 = on_sub_ok;
