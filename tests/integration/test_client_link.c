@@ -234,64 +234,78 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void silent_link(bool with_message)
-{
+/* alice behind a proxy, bob straight to the broker, both CONNECTED. */
+struct behind {
 	struct proxy p;
 	struct tc a, b;
-	struct mqim_options o;
 	char da[256], db[256];
+};
+
+static void behind_open(struct behind *f, int keepalive_s, unsigned ack_timeout_ms)
+{
+	struct mqim_options o;
+	proxy_start(&f->p, broker.port);
+	tc_tmpdir(f->da, sizeof f->da, "alice");
+	tc_tmpdir(f->db, sizeof f->db, "bob");
+	assert_int_equal(tc_open(&f->b, broker.port, "bob", PW, f->db), MQIM_OK);
+	assert_true(tc_wait_state(&f->b, MQIM_STATE_CONNECTED, WAIT_MS));
+	tc_options(&o, f->p.port, "alice", PW, f->da);
+	o.keepalive_s = keepalive_s;
+	o.ack_timeout_ms = ack_timeout_ms;
+	tc_init(&f->a);
+	assert_int_equal(tc_create(&f->a, &o), MQIM_OK);
+	assert_int_equal(mqim_connect(f->a.c), MQIM_OK);
+	assert_true(tc_wait_state(&f->a, MQIM_STATE_CONNECTED, WAIT_MS));
+}
+
+static void behind_close(struct behind *f)
+{
+	tc_close(&f->a);
+	tc_close(&f->b);
+	proxy_stop(&f->p);
+	tc_rmdir(f->da);
+	tc_rmdir(f->db);
+}
+
+static void silent_link(bool with_message)
+{
+	struct behind f;
 	uint8_t id[16];
 
-	proxy_start(&p, broker.port);
-	tc_tmpdir(da, sizeof da, "alice");
-	tc_tmpdir(db, sizeof db, "bob");
-	assert_int_equal(tc_open(&b, broker.port, "bob", PW, db), MQIM_OK);
-	assert_true(tc_wait_state(&b, MQIM_STATE_CONNECTED, WAIT_MS));
-
-	tc_options(&o, p.port, "alice", PW, da);
 	/* Ack timeout test: a keepalive too long to help.  Keepalive test:
 	 * a short keepalive, nothing in flight. */
-	o.keepalive_s = with_message ? 60 : 2;
-	o.ack_timeout_ms = 2000;
-	tc_init(&a);
-	assert_int_equal(tc_create(&a, &o), MQIM_OK);
-	assert_int_equal(mqim_connect(a.c), MQIM_OK);
-	assert_true(tc_wait_state(&a, MQIM_STATE_CONNECTED, WAIT_MS));
-	assert_int_equal(proxy_accepted(&p), 1);
+	behind_open(&f, with_message ? 60 : 2, 2000);
+	assert_int_equal(proxy_accepted(&f.p), 1);
 
 	tc_sleep(500);   /* the online presence is acknowledged: the link is idle */
-	int before = tc_nstates(&a);
-	proxy_freeze(&p);
+	int before = tc_nstates(&f.a);
+	proxy_freeze(&f.p);
 	int64_t t0 = tc_now();
 	if (with_message)
-		assert_int_equal(mqim_send(a.c, "bob", false, NULL, "through the dead link", 21, 1, id),
+		assert_int_equal(mqim_send(f.a.c, "bob", false, NULL, "through the dead link", 21, 1, id),
 				 MQIM_OK);
-	assert_true(tc_wait_state_after(&a, MQIM_STATE_WAITING, before, WAIT_MS));
+	assert_true(tc_wait_state_after(&f.a, MQIM_STATE_WAITING, before, WAIT_MS));
 	int64_t detected = tc_now() - t0;
-	assert_true(tc_wait_state_after(&a, MQIM_STATE_CONNECTED, before, WAIT_MS));
-	assert_true(proxy_accepted(&p) >= 2);
+	assert_true(tc_wait_state_after(&f.a, MQIM_STATE_CONNECTED, before, WAIT_MS));
+	assert_true(proxy_accepted(&f.p) >= 2);
 	/* Detected well before a 60 s keepalive would have. */
 	assert_true(detected < 8000);
 	if (with_message) {
-		pthread_mutex_lock(&a.mu);
-		int err = a.state_errs[before];   /* the WAITING right after the freeze */
-		pthread_mutex_unlock(&a.mu);
+		pthread_mutex_lock(&f.a.mu);
+		int err = f.a.state_errs[before];   /* the WAITING right after the freeze */
+		pthread_mutex_unlock(&f.a.mu);
 		assert_int_equal(err, MQIM_ETIMEOUT);
 	} else {
-		assert_int_equal(mqim_send(a.c, "bob", false, NULL, "through the dead link", 21, 1, id),
+		assert_int_equal(mqim_send(f.a.c, "bob", false, NULL, "through the dead link", 21, 1, id),
 				 MQIM_OK);
 	}
-	assert_true(tc_wait_msgs(&b, 1, WAIT_MS));
-	assert_string_equal(b.msgs[0].body, "through the dead link");
-	assert_true(tc_wait_msg_state(&a, id, MQIM_MSG_DELIVERED, WAIT_MS));
+	assert_true(tc_wait_msgs(&f.b, 1, WAIT_MS));
+	assert_string_equal(f.b.msgs[0].body, "through the dead link");
+	assert_true(tc_wait_msg_state(&f.a, id, MQIM_MSG_DELIVERED, WAIT_MS));
 	tc_sleep(300);
-	assert_int_equal(tc_nmsgs(&b), 1);
+	assert_int_equal(tc_nmsgs(&f.b), 1);
 
-	tc_close(&a);
-	tc_close(&b);
-	proxy_stop(&p);
-	tc_rmdir(da);
-	tc_rmdir(db);
+	behind_close(&f);
 }
 
 static void test_silent_link_ack_timeout(void **state)
@@ -492,25 +506,11 @@ static int paho_fd(struct proxy *p)
  * since what the garbage is depends on the heap. */
 static void test_publish_write_fails(void **state)
 {
-	struct proxy p;
-	struct tc a, b;
-	struct mqim_options o;
-	char da[256], db[256];
+	struct behind f;
 	uint8_t id[3][16];
 	(void)state;
 
-	proxy_start(&p, broker.port);
-	tc_tmpdir(da, sizeof da, "alice");
-	tc_tmpdir(db, sizeof db, "bob");
-	assert_int_equal(tc_open(&b, broker.port, "bob", PW, db), MQIM_OK);
-	assert_true(tc_wait_state(&b, MQIM_STATE_CONNECTED, WAIT_MS));
-	tc_options(&o, p.port, "alice", PW, da);
-	o.keepalive_s = 60;          /* neither of these notices the cut */
-	o.ack_timeout_ms = 30000;
-	tc_init(&a);
-	assert_int_equal(tc_create(&a, &o), MQIM_OK);
-	assert_int_equal(mqim_connect(a.c), MQIM_OK);
-	assert_true(tc_wait_state(&a, MQIM_STATE_CONNECTED, WAIT_MS));
+	behind_open(&f, 60, 30000);   /* neither keepalive nor ack timeout notices the cut */
 	int denied = tbroker_log_count(&broker, "mqim: denied");
 	int dropped = tbroker_log_count(&broker, "disconnected due to");
 
@@ -518,32 +518,28 @@ static void test_publish_write_fails(void **state)
 		char text[32];
 		snprintf(text, sizeof text, "into a dead socket %d", k);
 		tc_sleep(300);   /* the online presence is acknowledged */
-		int fd = paho_fd(&p);
+		int fd = paho_fd(&f.p);
 		assert_true(fd >= 0);
-		int before = tc_nstates(&a);
-		proxy_freeze(&p);
+		int before = tc_nstates(&f.a);
+		proxy_freeze(&f.p);
 		assert_int_equal(shutdown(fd, SHUT_WR), 0);
 		int64_t t0 = tc_now();
-		assert_int_equal(mqim_send(a.c, "bob", false, NULL, text, strlen(text), 1, id[k]),
+		assert_int_equal(mqim_send(f.a.c, "bob", false, NULL, text, strlen(text), 1, id[k]),
 				 MQIM_OK);
 		/* Only the failed write ends this link so soon. */
-		assert_true(tc_wait_state_after(&a, MQIM_STATE_WAITING, before, WAIT_MS));
+		assert_true(tc_wait_state_after(&f.a, MQIM_STATE_WAITING, before, WAIT_MS));
 		assert_true(tc_now() - t0 < 5000);
-		assert_true(tc_wait_state_after(&a, MQIM_STATE_CONNECTED, before, WAIT_MS));
-		assert_true(tc_wait_msgs(&b, (size_t)k + 1, WAIT_MS));
-		assert_string_equal(b.msgs[k].body, text);
-		assert_true(tc_wait_msg_state(&a, id[k], MQIM_MSG_DELIVERED, WAIT_MS));
+		assert_true(tc_wait_state_after(&f.a, MQIM_STATE_CONNECTED, before, WAIT_MS));
+		assert_true(tc_wait_msgs(&f.b, (size_t)k + 1, WAIT_MS));
+		assert_string_equal(f.b.msgs[k].body, text);
+		assert_true(tc_wait_msg_state(&f.a, id[k], MQIM_MSG_DELIVERED, WAIT_MS));
 	}
 	tc_sleep(300);
-	assert_int_equal(tc_nmsgs(&b), 3);
+	assert_int_equal(tc_nmsgs(&f.b), 3);
 	assert_int_equal(tbroker_log_count(&broker, "mqim: denied"), denied);
 	assert_int_equal(tbroker_log_count(&broker, "disconnected due to"), dropped);
 
-	tc_close(&a);
-	tc_close(&b);
-	proxy_stop(&p);
-	tc_rmdir(da);
-	tc_rmdir(db);
+	behind_close(&f);
 }
 
 int main(void)
