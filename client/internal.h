@@ -114,8 +114,7 @@ struct mqim__note {
 /* The context of one connect attempt.  Paho's callback only reads it; the
  * library thread frees it when it handles the answer, or at destroy. */
 struct mqim__connctx {
-	mqim_client *c;
-	struct mqim__link *link;    /* whose handle it connects */
+	struct mqim__link *link;    /* whose handle it connects (its client: link->c) */
 	uint64_t epoch;
 	struct mqim__connctx *next;
 };

@@ -79,7 +79,6 @@
 /* ---- paho callbacks (paho's threads) ------------------------------------ */
 
 struct pubctx {
-	mqim_client *c;
 	struct mqim__link *l;       /* of the handle it was published on */
 	uint64_t epoch;
 	int64_t seq;
@@ -102,22 +101,27 @@ static bool link_poisoned(struct mqim__link *l)
 	return __atomic_load_n(&l->poisoned, __ATOMIC_ACQUIRE);
 }
 
+/* Every callback's news goes to the library thread through here.  A
+ * retired handle's (see the top of the file) reaches nobody: its client
+ * may be closed and freed by now; the link itself is never freed, so its
+ * flag can always be read. */
+static void link_post(struct mqim__link *l, struct mqim__ev *ev)
+{
+	if (link_retired(l))
+		free(ev);
+	else
+		mqim__post(l->c, ev);
+}
+
 struct subctx {
-	mqim_client *c;
 	struct mqim__link *l;       /* of the handle it was sent on */
 	uint64_t epoch;
 	char topic[80];
 };
 
-/* The answers of a retired handle (see the top of the file) reach nobody:
- * its client may be closed and freed by now.  The link itself is never
- * freed, so the flag can always be read. */
-
 static void on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 {
 	struct mqim__connctx *l = ctx;
-	if (link_retired(l->link))
-		return;   /* l stays in the retired link's list */
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_CONNECTED, 0);
 	if (!ev)
 		return;   /* the connect deadline will catch it */
@@ -130,14 +134,12 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 		if (v > 0)
 			ev->recv_max = (unsigned)v;
 	}
-	mqim__post(l->c, ev);   /* l is not ours to touch past this */
+	link_post(l->link, ev);   /* l is not ours to touch past this (a retired link keeps it) */
 }
 
 static void on_connect_fail(void *ctx, MQTTAsync_failureData5 *r)
 {
 	struct mqim__connctx *l = ctx;
-	if (link_retired(l->link))
-		return;
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_CONNECT_FAILED, 0);
 	if (!ev)
 		return;
@@ -145,20 +147,18 @@ static void on_connect_fail(void *ctx, MQTTAsync_failureData5 *r)
 	ev->ctx = l;
 	ev->code = r ? r->code : -1;
 	ev->reason = r ? (int)r->reasonCode : 0;
-	mqim__post(l->c, ev);
+	link_post(l->link, ev);
 }
 
 static void on_lost(void *ctx, char *cause)
 {
 	struct mqim__link *l = ctx;
 	(void)cause;
-	if (link_retired(l))
-		return;
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_LOST, 0);
 	if (!ev)
 		return;
 	ev->epoch = link_epoch(l);
-	mqim__post(l->c, ev);
+	link_post(l, ev);
 }
 
 /* The broker sent DISCONNECT: paho calls this and not on_lost. */
@@ -166,14 +166,12 @@ static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCod
 {
 	struct mqim__link *l = ctx;
 	(void)props;
-	if (link_retired(l))
-		return;
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_LOST, 0);
 	if (!ev)
 		return;
 	ev->epoch = link_epoch(l);
 	ev->reason = (int)reason;
-	mqim__post(l->c, ev);
+	link_post(l, ev);
 }
 
 static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
@@ -181,10 +179,9 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 	struct mqim__link *l = ctx;
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	size_t plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
-	if ((msg->qos > 0 && msg->msgid == 0) || link_retired(l)) {
+	if (msg->qos > 0 && msg->msgid == 0) {
 		/* a protocol error paho lets through (a hostile or broken broker):
-		 * such a message can be neither acknowledged nor told apart; or a
-		 * handle let go of */
+		 * such a message can be neither acknowledged nor told apart */
 		MQTTAsync_freeMessage(&msg);
 		MQTTAsync_free(topic);
 		return 1;
@@ -201,13 +198,13 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 	ev->topic[tlen] = '\0';
 	MQTTAsync_freeMessage(&msg);
 	MQTTAsync_free(topic);
-	mqim__post(l->c, ev);
+	link_post(l, ev);
 	return 1;
 }
 
 static void pub_done(struct pubctx *p, bool ok, bool refused, int reason)
 {
-	struct mqim__ev *ev = link_retired(p->l) ? NULL : mqim__ev_new(MQIM_EV_PUB_DONE, 0);
+	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_PUB_DONE, 0);
 	if (ev) {
 		ev->epoch = p->epoch;
 		ev->seq = p->seq;
@@ -215,7 +212,7 @@ static void pub_done(struct pubctx *p, bool ok, bool refused, int reason)
 		ev->ok = ok;
 		ev->refused = refused;
 		ev->reason = reason;
-		mqim__post(p->c, ev);
+		link_post(p->l, ev);
 	}
 	free(p);
 }
@@ -253,7 +250,7 @@ int mqim__sub_outcome(bool answered, int reason)
 static void sub_done(struct subctx *s, bool answered, int reason, int code)
 {
 	size_t tlen = strlen(s->topic);
-	struct mqim__ev *ev = link_retired(s->l) ? NULL : mqim__ev_new(MQIM_EV_SUB_DONE, tlen + 1);
+	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_SUB_DONE, tlen + 1);
 	if (ev) {
 		int outcome = mqim__sub_outcome(answered, reason);
 		ev->epoch = s->epoch;
@@ -263,7 +260,7 @@ static void sub_done(struct subctx *s, bool answered, int reason, int code)
 		ev->code = code;
 		ev->topic = (char *)ev->data;
 		memcpy(ev->topic, s->topic, tlen + 1);
-		mqim__post(s->c, ev);
+		link_post(s->l, ev);
 	}
 	free(s);
 }
@@ -284,12 +281,10 @@ static void on_disc_done(void *ctx, MQTTAsync_successData5 *r)
 {
 	struct mqim__link *l = ctx;
 	(void)r;
-	if (link_retired(l))
-		return;
 	struct mqim__ev *ev = mqim__ev_new(MQIM_EV_DISC_DONE, 0);
 	if (ev) {
 		ev->epoch = link_epoch(l);
-		mqim__post(l->c, ev);
+		link_post(l, ev);
 	}
 }
 
@@ -455,7 +450,6 @@ int mqim__link_start(mqim_client *c)
 	cc = calloc(1, sizeof *cc);
 	if (!cc)
 		return MQIM_ENOMEM;
-	cc->c = c;
 	cc->link = l;
 	cc->epoch = c->epoch;
 	cc->next = l->attempts;
@@ -565,7 +559,6 @@ int mqim__link_subscribe(mqim_client *c, const char *topic, bool no_local)
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return MQIM_ENOMEM;
-	s->c = c;
 	s->l = c->link;
 	s->epoch = c->epoch;
 	snprintf(s->topic, sizeof s->topic, "%s", topic);
@@ -638,7 +631,6 @@ int mqim__link_publish(mqim_client *c, const char *topic, const void *payload, s
 	p = calloc(1, sizeof *p);
 	if (!p)
 		return MQIM_ENOMEM;
-	p->c = c;
 	p->l = c->link;
 	p->epoch = c->epoch;
 	p->seq = seq;
